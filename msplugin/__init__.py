@@ -1,0 +1,70 @@
+"""msplugin: open a MySQL/MariaDB connection by group name; each statement goes to the right server.
+
+The Python heir of PHP's mysqlnd_ms: a PEP 249 facade connection over a replicated group
+(masters and slaves from a JSON file in mysqlnd_ms's format). Reads go to a slave, everything
+else to the master; SQL hints ``/*ms=master*/``, ``/*ms=slave*/``, ``/*ms=last_used*/``
+override. See MANUAL.md.
+"""
+
+from __future__ import annotations
+
+from msplugin.backends import ServerInfo
+from msplugin.classify import Route, query_is_select
+from msplugin.config import Config, GroupConfig, ServerConfig, load_config
+from msplugin.connection import Connection, Cursor, connect
+from msplugin.errors import (
+    ConfigError,
+    DatabaseError,
+    DataError,
+    Error,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    MySQLError,
+    NoBackendAvailable,
+    NotSupportedError,
+    OperationalError,
+    ProgrammingError,
+    RoutingError,
+    Warning,
+)
+from msplugin.routing import Explanation
+from msplugin.stats import get_stats
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "Connection",
+    "Cursor",
+    "DataError",
+    "DatabaseError",
+    "Error",
+    "Explanation",
+    "GroupConfig",
+    "IntegrityError",
+    "InterfaceError",
+    "InternalError",
+    "MySQLError",
+    "NoBackendAvailable",
+    "NotSupportedError",
+    "OperationalError",
+    "ProgrammingError",
+    "Route",
+    "RoutingError",
+    "ServerConfig",
+    "ServerInfo",
+    "Warning",
+    "apilevel",
+    "connect",
+    "get_stats",
+    "load_config",
+    "paramstyle",
+    "query_is_select",
+    "threadsafety",
+]
+
+__version__ = "0.1.0"
+
+apilevel = "2.0"
+threadsafety = 1
+paramstyle = "pyformat"

@@ -1,0 +1,218 @@
+"""Statement text -> Route and a reason: SQL hints, the first keyword, locking and side effects.
+
+Pure and cheap: this runs for every statement, on the statement *template* (before PyMySQL
+interpolates arguments), so results are cached per template. A cache miss is a handful of
+linear regex scans in C; there is no SQL parser here. Every regex is free of nested
+quantifiers, and the ones that can meet unterminated input use possessive quantifiers, so a
+megabyte of spaces or an unclosed comment costs linear time.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from functools import lru_cache
+from typing import Final, Literal, NamedTuple
+
+__all__ = ["CLASSIFIERS", "Classification", "Route", "classify", "query_is_select"]
+
+ClassifierName = Literal["default", "mysqlnd_ms"]
+CLASSIFIERS: Final = ("default", "mysqlnd_ms")
+
+
+class Route(enum.IntEnum):
+    """Where a statement should run; the values of mysqlnd_ms_query_is_select()."""
+
+    MASTER = 0
+    SLAVE = 1
+    LAST_USED = 2
+
+
+class Classification(NamedTuple):
+    """The classifier's verdict for one statement."""
+
+    route: Route
+    reason: str
+    hinted: bool  # True when an SQL hint decided the route
+
+
+# Leading whitespace and comments. Each alternative consumes at least one character and has no
+# nested quantifier; an unclosed /* comment runs to the end of the text ("(?:\*/|\Z)").
+_LEADING: Final = re.compile(
+    r"""
+      [ \t\r\n\f\v]++
+    | /\*(?P<body>(?:[^*]++|\*(?!/))*+)(?:\*/|\Z)
+    | --(?=\s|\Z)[^\n]*+
+    | \#[^\n]*+
+    """,
+    re.VERBOSE,
+)
+_HINT: Final = re.compile(r"\s*ms\s*=\s*(\w+)\s*", re.IGNORECASE)
+_HINT_ROUTES: Final = {"master": Route.MASTER, "slave": Route.SLAVE, "last_used": Route.LAST_USED}
+_SELECT_WORD: Final = re.compile(r"select\b", re.IGNORECASE)
+_SELECT_ANYWHERE: Final = re.compile(r"\bselect\b", re.IGNORECASE)
+
+# Things whose words never count: comments, string literals, quoted identifiers. Unterminated
+# ones run to the end. Each becomes a space (a constant replacement keeps re.sub in C);
+# executable comments (/*! ... */, /*M! ... */) are left in place to be detected afterwards.
+_OPAQUE: Final = re.compile(
+    r"""
+      /\*(?!M?!)(?:[^*]++|\*(?!/))*+(?:\*/|\Z)
+    | --(?=\s|\Z)[^\n]*+
+    | \#[^\n]*+
+    | '(?:[^'\\]++|\\.?|'')*+(?:'|\Z)
+    | "(?:[^"\\]++|\\.?|"")*+(?:"|\Z)
+    | `(?:[^`]++|``)*+(?:`|\Z)
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+# The first token of each statement of a (multi-)statement text, after "(" and whitespace:
+# a keyword, one other character (garbage), or nothing (an empty statement).
+_STATEMENT_STARTS: Final = re.compile(r"(?:\A|;)[\s(]*+([A-Z_]\w*+|[^\s;(]?)")
+
+# Effects that belong to the master, searched in the upper-cased, blanked text:
+# (kind, substring that must be present, pattern, must start at a word boundary).
+# Patterns start with a literal rather than \b so the regex engine can scan for the literal
+# in C; the word boundary is checked on each hit instead (10-50x faster on large statements).
+_MASTER_ONLY: Final = tuple(
+    (kind, marker, re.compile(pattern), boundary)
+    for kind, marker, pattern, boundary in (
+        ("lock", "FOR", r"FOR\s++(?:UPDATE|SHARE)\b", True),
+        ("lock", "LOCK", r"LOCK\s++IN\s++SHARE\s++MODE\b", True),
+        ("into", "INTO", r"INTO\b", True),
+        ("assign", ":=", r":=", False),
+        (
+            "func",
+            "(",
+            r"(?:GET_LOCK|RELEASE_LOCK|RELEASE_ALL_LOCKS|IS_FREE_LOCK|IS_USED_LOCK"
+            r"|LAST_INSERT_ID|NEXTVAL|SETVAL|LASTVAL)\s*+\(",
+            True,
+        ),
+        ("seq", "VALUE", r"(?:NEXT|PREVIOUS)\s++VALUE\s++FOR\b", True),
+        ("sysvar", "@@", r"@@(?:SESSION\.|LOCAL\.)?(?:LAST_INSERT_ID|IDENTITY)\b", False),
+        ("nul", "\x00", r"\x00", False),
+    )
+)
+_LAST_USED_FUNC: Final = re.compile(r"(FOUND_ROWS|ROW_COUNT)\s*+\(")
+_WITH_WRITE: Final = re.compile(r"(INSERT|UPDATE|DELETE|REPLACE)\b(?!\s*+\()")
+
+_MASTER_REASONS: Final = {
+    "lock": "locking read ({}) runs on the master",
+    "into": "SELECT ... INTO writes a variable or file",
+    "assign": "assigns a user variable (:=)",
+    "func": "{}) needs the master's session",
+    "seq": "{} changes a sequence",
+    "sysvar": "{} refers to the master's last insert",
+    "nul": "contains a NUL byte",
+}
+_EXECUTABLE: Final = Classification(
+    Route.MASTER, "executable comment /*!...*/ runs on the master", False
+)
+
+# Statements longer than this are classified but not cached, to bound the cache's memory.
+CACHE_MAX_LEN: Final = 4096
+
+
+def query_is_select(sql: str, *, classifier: ClassifierName = "default") -> Route:
+    """Return where *sql* should run: Route.MASTER, Route.SLAVE or Route.LAST_USED.
+
+    The Python form of mysqlnd_ms_query_is_select(). *classifier* is ``"default"`` (msplugin's
+    rules, which keep locking reads and side effects on the master) or ``"mysqlnd_ms"`` (exactly
+    mysqlnd_ms's rule: a read iff the first keyword is SELECT). Never raises for any text.
+    """
+    return classify(sql, classifier).route
+
+
+def classify(sql: str, classifier: ClassifierName = "default") -> Classification:
+    """Classify *sql*; return the route, a short reason and whether a hint decided it."""
+    if len(sql) <= CACHE_MAX_LEN:
+        return _classify_cached(sql, classifier)
+    return _classify(sql, classifier)
+
+
+@lru_cache(maxsize=4096)
+def _classify_cached(sql: str, classifier: str) -> Classification:
+    return _classify(sql, classifier)
+
+
+def _classify(sql: str, classifier: str) -> Classification:
+    pos, hint, executable = _skip_leading(sql)
+    if hint is not None:
+        return Classification(_HINT_ROUTES[hint], f"hint ms={hint}", True)
+    if classifier == "mysqlnd_ms":
+        if "\x00" not in sql and _SELECT_WORD.match(sql, pos):
+            return Classification(Route.SLAVE, "first keyword is SELECT", False)
+        return Classification(Route.MASTER, "first keyword is not SELECT", False)
+    if executable:
+        return _EXECUTABLE
+    return _classify_body(sql[pos:])
+
+
+def _skip_leading(sql: str) -> tuple[int, str | None, bool]:
+    """Skip leading whitespace and comments.
+
+    Return (offset of the first token, the last ms= hint, whether an executable comment led).
+    """
+    pos = 0
+    hint: str | None = None
+    executable = False
+    match = _LEADING.match
+    while (m := match(sql, pos)) is not None:
+        body = m.group("body")
+        if body is not None:
+            if body.startswith(("!", "M!")):
+                executable = True
+            elif (h := _HINT.fullmatch(body)) is not None:
+                word = h.group(1).lower()
+                if word in _HINT_ROUTES:
+                    hint = word
+        pos = m.end()
+    return pos, hint, executable
+
+
+def _classify_body(body: str) -> Classification:
+    if "'" in body or '"' in body or "`" in body or "/*" in body or "--" in body or "#" in body:
+        body = _OPAQUE.sub(" ", body)
+        if "/*" in body:  # only executable comments survive the blanking
+            return _EXECUTABLE
+    text = body.upper()
+    starts = _STATEMENT_STARTS.findall(text)
+    statements = [w for w in starts if w]
+    if not statements:
+        return Classification(Route.MASTER, "no statement keyword", False)
+    multi = "multi-statement: " if len(statements) > 1 else ""
+    for word in statements:
+        if word not in ("SELECT", "WITH"):
+            what = word if word[0].isalpha() or word[0] == "_" else repr(word)
+            return Classification(Route.MASTER, f"{multi}{what} is not a read", False)
+    for kind, marker, regex, boundary in _MASTER_ONLY:
+        if marker in text and (effect := _find(regex, text, boundary)) is not None:
+            shown = " ".join(effect.group().replace("(", " (").split())
+            if kind == "func":
+                shown = shown.split()[0] + "("
+            return Classification(Route.MASTER, multi + _MASTER_REASONS[kind].format(shown), False)
+    if "WITH" in statements and (w := _find(_WITH_WRITE, text, True)) is not None:
+        return Classification(Route.MASTER, f"{multi}WITH ... {w.group(1)} writes", False)
+    # FOUND_ROWS()/ROW_COUNT() in a later statement of the same text refer to the statement
+    # before it, which ran in the same place; only the first statement's refer to last_used.
+    first = text.split(";", 1)[0] if multi else text
+    if ("FOUND_ROWS" in first or "ROW_COUNT" in first) and (
+        lu := _find(_LAST_USED_FUNC, first, True)
+    ) is not None:
+        return Classification(
+            Route.LAST_USED, f"{multi}{lu.group(1)}() refers to the previous statement", False
+        )
+    if multi:
+        return Classification(
+            Route.SLAVE, f"multi-statement: all {len(statements)} are reads", False
+        )
+    return Classification(Route.SLAVE, f"{statements[0]} is a read", False)
+
+
+def _find(regex: re.Pattern[str], text: str, boundary: bool) -> re.Match[str] | None:
+    """Return the first match of *regex* in *text*, starting at a word boundary if asked."""
+    for m in regex.finditer(text):
+        start = m.start()
+        if not boundary or start == 0 or not (text[start - 1].isalnum() or text[start - 1] in "_$"):
+            return m
+    return None

@@ -1,0 +1,68 @@
+"""msplugin's exceptions: PyMySQL's PEP 249 tree, plus msplugin's own subclasses.
+
+msplugin's errors subclass the fitting DB-API class, so ``except pymysql.err.OperationalError``
+keeps catching them. Errors raised by a server while running a statement are PyMySQL's own and
+pass through unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pymysql.err import (
+    DatabaseError,
+    DataError,
+    Error,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    MySQLError,
+    NotSupportedError,
+    OperationalError,
+    ProgrammingError,
+    Warning,
+)
+
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "DatabaseError",
+    "Error",
+    "IntegrityError",
+    "InterfaceError",
+    "InternalError",
+    "MySQLError",
+    "NoBackendAvailable",
+    "NotSupportedError",
+    "OperationalError",
+    "ProgrammingError",
+    "RoutingError",
+    "Warning",
+]
+
+
+class ConfigError(InterfaceError):
+    """The plugin configuration cannot be used.
+
+    Raised at load time, before any socket is opened. Each line of the message names the file,
+    the JSON path and the offending value; ``problems`` holds the lines without the file name.
+    """
+
+    __module__ = "msplugin"
+
+    def __init__(self, source: str, problems: Sequence[str]) -> None:
+        self.source = source
+        self.problems = tuple(problems)
+        super().__init__("\n".join(f"{source}: {p}" for p in self.problems))
+
+
+class RoutingError(ProgrammingError):
+    """A statement cannot be routed; nothing was sent to any server."""
+
+    __module__ = "msplugin"
+
+
+class NoBackendAvailable(OperationalError):
+    """No server of the group could be connected for a statement; nothing was executed."""
+
+    __module__ = "msplugin"

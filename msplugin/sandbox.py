@@ -1,0 +1,460 @@
+"""A local replicated topology (1 primary + N replicas) from the server binaries on the machine.
+
+For demos, tests and benchmarks. Every server gets its own data directory under DIR, listens on
+a free loopback port only (127.0.0.1), and replicates with GTIDs; replicas are read_only. The
+state (pids, ports, generated passwords) is kept in DIR/sandbox.json, mode 0600, and
+``down`` stops exactly the processes recorded there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import orjson
+import pymysql
+
+__all__ = ["Node", "Sandbox", "SandboxError", "find_server_binary"]
+
+DEFAULT_DIR: Final = ".msplugin-sandbox"
+GROUP: Final = "sandbox"
+APP_USER: Final = "msplugin"
+DATABASE: Final = "test"
+START_TIMEOUT: Final = 30.0
+
+INSTALL_HINT: Final = (
+    "install a MariaDB server (Debian/Ubuntu: 'apt-get install mariadb-server'), "
+    "or point MSPLUGIN_MYSQLD at a mariadbd or mysqld binary"
+)
+
+
+class SandboxError(RuntimeError):
+    """The sandbox could not be started, inspected or stopped; the message says why."""
+
+    __module__ = "msplugin"
+
+
+@dataclass
+class Node:
+    name: str
+    role: str  # "primary" | "replica"
+    port: int
+    server_id: int
+    datadir: str
+    pid: int | None = None
+
+    @property
+    def socket(self) -> str:
+        return str(Path(self.datadir) / "mysqld.sock")
+
+
+def find_server_binary() -> tuple[str, str]:
+    """Return (path, flavor) of a MariaDB or MySQL server binary; flavor is mariadb or mysql."""
+    candidates = [os.environ.get("MSPLUGIN_MYSQLD", "")]
+    for name in ("mariadbd", "mysqld"):
+        candidates += [shutil.which(name) or "", f"/usr/sbin/{name}", f"/usr/libexec/{name}"]
+    for path in candidates:
+        if path and os.access(path, os.X_OK):
+            out = subprocess.run([path, "--version"], capture_output=True, text=True, check=False)
+            text = out.stdout + out.stderr
+            if "MariaDB" in text:
+                return path, "mariadb"
+            if "MySQL" in text or "mysqld" in text:
+                return path, "mysql"
+    raise SandboxError(f"no MariaDB or MySQL server binary found; {INSTALL_HINT}")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _as_root() -> list[str]:
+    # mariadbd/mysqld refuse to run as root unless told to.
+    return ["--user=root"] if os.geteuid() == 0 else []
+
+
+def _pid_alive(pid: int | None, datadir: str) -> bool:
+    """True if *pid* runs and is the server of *datadir* (guards against pid reuse)."""
+    if not pid:
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return datadir.encode() in cmdline
+
+
+class Sandbox:
+    """A topology recorded in DIR/sandbox.json."""
+
+    def __init__(self, directory: str | os.PathLike[str], state: dict[str, Any]) -> None:
+        self.dir = Path(directory)
+        self.binary: str = state["binary"]
+        self.flavor: str = state["flavor"]
+        self._root_password: str = state["root_password"]
+        self.nodes = [Node(**n) for n in state["nodes"]]
+
+    def __repr__(self) -> str:
+        ports = ", ".join(f"{n.name}:{n.port}" for n in self.nodes)
+        return f"<Sandbox {self.dir} {self.flavor} {ports}>"
+
+    @property
+    def config_path(self) -> Path:
+        return self.dir / "msplugin.json"
+
+    @property
+    def primary(self) -> Node:
+        return self.nodes[0]
+
+    @property
+    def replicas(self) -> list[Node]:
+        return self.nodes[1:]
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str]) -> Sandbox:
+        path = Path(directory) / "sandbox.json"
+        try:
+            return cls(directory, orjson.loads(path.read_bytes()))
+        except FileNotFoundError:
+            raise SandboxError(f"no sandbox in {directory} ({path} not found)") from None
+
+    @classmethod
+    def up(cls, directory: str | os.PathLike[str] = DEFAULT_DIR, replicas: int = 2) -> Sandbox:
+        """Start 1 primary and *replicas* replicas under *directory*; wait until they replicate."""
+        base = Path(directory).resolve()
+        if (base / "sandbox.json").exists():
+            existing = cls.load(base)
+            if any(_pid_alive(n.pid, n.datadir) for n in existing.nodes):
+                raise SandboxError(
+                    f"a sandbox is already running in {base}; run 'sandbox down' first"
+                )
+        if replicas < 0:
+            raise SandboxError("--replicas must be >= 0")
+        binary, flavor = find_server_binary()
+        base.mkdir(parents=True, exist_ok=True)
+        nodes = [
+            Node(
+                name="primary" if i == 0 else f"replica{i}",
+                role="primary" if i == 0 else "replica",
+                port=_free_port(),
+                server_id=i + 1,
+                datadir=str(base / ("primary" if i == 0 else f"replica{i}")),
+            )
+            for i in range(replicas + 1)
+        ]
+        state = {
+            "binary": binary,
+            "flavor": flavor,
+            "root_password": secrets.token_urlsafe(18),
+            "nodes": [asdict(n) for n in nodes],
+        }
+        sandbox = cls(base, state)
+        try:
+            sandbox._start(fresh=True)
+            sandbox._replicate()
+        except BaseException:
+            sandbox.down()
+            raise
+        return sandbox
+
+    def _write_state(self) -> None:
+        state = {
+            "binary": self.binary,
+            "flavor": self.flavor,
+            "root_password": self._root_password,
+            "nodes": [asdict(n) for n in self.nodes],
+        }
+        _write_private(self.dir / "sandbox.json", orjson.dumps(state, option=orjson.OPT_INDENT_2))
+
+    def _start(self, *, fresh: bool) -> None:
+        if fresh:
+            procs = [(n, self._initialize(n)) for n in self.nodes]
+            for node, proc in procs:
+                if proc.wait() != 0:
+                    log = Path(node.datadir).with_suffix(".install.log")
+                    raise SandboxError(
+                        f"initializing {node.datadir} failed (exit {proc.returncode}): {_tail(log)}"
+                    )
+        for node in self.nodes:
+            node.pid = self._launch(node).pid
+        self._write_state()
+        for node in self.nodes:
+            self._wait_ready(node, password="" if fresh else self._root_password)
+
+    def _initialize(self, node: Node) -> subprocess.Popen[bytes]:
+        datadir = Path(node.datadir)
+        if datadir.exists():
+            shutil.rmtree(datadir)
+        log = datadir.with_suffix(".install.log").open("wb")
+        if self.flavor == "mariadb":
+            install = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
+            if install is None:
+                raise SandboxError(
+                    f"mariadb-install-db not found next to {self.binary}; {INSTALL_HINT}"
+                )
+            cmd = [
+                install,
+                "--no-defaults",
+                f"--datadir={datadir}",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+                *_as_root(),
+            ]
+        else:
+            cmd = [
+                self.binary,
+                "--no-defaults",
+                "--initialize-insecure",
+                f"--datadir={datadir}",
+                *_as_root(),
+            ]
+        with log:
+            return subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+
+    def _launch(self, node: Node) -> subprocess.Popen[bytes]:
+        d = Path(node.datadir)
+        cmd = [
+            self.binary,
+            "--no-defaults",
+            f"--datadir={d}",
+            f"--port={node.port}",
+            "--bind-address=127.0.0.1",
+            f"--socket={node.socket}",
+            f"--pid-file={d / 'mysqld.pid'}",
+            f"--log-error={d / 'error.log'}",
+            f"--server-id={node.server_id}",
+            "--log-bin=binlog",
+            "--skip-name-resolve",
+            "--innodb-buffer-pool-size=32M",
+            *_as_root(),
+        ]
+        if self.flavor == "mariadb":
+            cmd += ["--log-slave-updates", "--gtid-strict-mode=1"]
+        else:
+            cmd += ["--gtid-mode=ON", "--enforce-gtid-consistency=ON", "--mysqlx=OFF"]
+        if node.role == "replica":
+            cmd.append("--read-only=1")
+        out = (d.parent / f"{node.name}.stdout.log").open("ab")
+        with out:
+            return subprocess.Popen(
+                cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+    def _wait_ready(self, node: Node, password: str) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if not _pid_alive(node.pid, node.datadir):
+                raise SandboxError(
+                    f"{node.name} (port {node.port}) exited during start: "
+                    f"{_tail(Path(node.datadir) / 'error.log')}"
+                )
+            try:
+                self._root(node, password=password).close()
+                return
+            except pymysql.err.OperationalError:
+                if time.monotonic() > deadline:
+                    raise SandboxError(
+                        f"{node.name} did not accept connections within {START_TIMEOUT:.0f} s"
+                    ) from None
+                time.sleep(0.05)
+
+    def _root(self, node: Node, password: str | None = None) -> pymysql.connections.Connection[Any]:
+        return pymysql.connect(
+            unix_socket=node.socket,
+            user="root",
+            password=self._root_password if password is None else password,
+            autocommit=True,
+            connect_timeout=5,
+        )
+
+    def _replicate(self) -> None:
+        repl_password = secrets.token_urlsafe(18)
+        app_password = secrets.token_urlsafe(18)
+        mariadb = self.flavor == "mariadb"
+        for node in self.nodes:
+            with self._root(node, password="") as c, c.cursor() as cur:
+                cur.execute("SET sql_log_bin = 0")
+                cur.execute(
+                    "ALTER USER 'root'@'localhost' IDENTIFIED BY %s", (self._root_password,)
+                )
+        with self._root(self.primary) as c, c.cursor() as cur:
+            cur.execute("CREATE USER 'repl'@'127.0.0.1' IDENTIFIED BY %s", (repl_password,))
+            cur.execute("GRANT REPLICATION SLAVE ON *.* TO 'repl'@'127.0.0.1'")
+            cur.execute(f"CREATE USER '{APP_USER}'@'127.0.0.1' IDENTIFIED BY %s", (app_password,))
+            cur.execute(f"CREATE DATABASE {DATABASE}")
+            cur.execute(f"GRANT ALL PRIVILEGES ON {DATABASE}.* TO '{APP_USER}'@'127.0.0.1'")
+            monitor = "REPLICATION CLIENT, SLAVE MONITOR" if mariadb else "REPLICATION CLIENT"
+            cur.execute(f"GRANT {monitor} ON *.* TO '{APP_USER}'@'127.0.0.1'")
+            cur.execute("SELECT @@gtid_binlog_pos" if mariadb else "SELECT @@gtid_executed")
+            row = cur.fetchone()
+            position = str(row[0]) if row else ""
+        for node in self.replicas:
+            with self._root(node) as c, c.cursor() as cur:
+                if mariadb:
+                    cur.execute(
+                        "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%s, "
+                        "MASTER_USER='repl', MASTER_PASSWORD=%s, MASTER_USE_GTID=slave_pos",
+                        (self.primary.port, repl_password),
+                    )
+                    cur.execute("START SLAVE")
+                else:
+                    cur.execute(
+                        "CHANGE REPLICATION SOURCE TO SOURCE_HOST='127.0.0.1', SOURCE_PORT=%s, "
+                        "SOURCE_USER='repl', SOURCE_PASSWORD=%s, SOURCE_AUTO_POSITION=1, "
+                        "GET_SOURCE_PUBLIC_KEY=1",
+                        (self.primary.port, repl_password),
+                    )
+                    cur.execute("START REPLICA")
+        self.wait_replicated(position)
+        self._write_config(app_password)
+
+    def wait_replicated(self, position: str | None = None, timeout: float = 20.0) -> None:
+        """Wait until every replica has applied the primary's GTID *position* (default: now)."""
+        mariadb = self.flavor == "mariadb"
+        if position is None:
+            with self._root(self.primary) as c, c.cursor() as cur:
+                cur.execute("SELECT @@gtid_binlog_pos" if mariadb else "SELECT @@gtid_executed")
+                row = cur.fetchone()
+                position = str(row[0]) if row else ""
+        wait = (
+            "SELECT MASTER_GTID_WAIT(%s, %s)"
+            if mariadb
+            else "SELECT WAIT_FOR_EXECUTED_GTID_SET(%s, %s)"
+        )
+        for node in self.replicas:
+            with self._root(node) as c, c.cursor() as cur:
+                cur.execute(wait, (position, timeout))
+                row = cur.fetchone()
+                if not row or row[0] != 0:
+                    raise SandboxError(
+                        f"{node.name} did not replicate GTID position {position!r} "
+                        f"within {timeout:.0f} s: {self._replica_state(node)}"
+                    )
+
+    def _replica_state(self, node: Node) -> str:
+        with self._root(node) as c, c.cursor(pymysql.cursors.DictCursor) as cur:
+            cur.execute("SHOW SLAVE STATUS" if self.flavor == "mariadb" else "SHOW REPLICA STATUS")
+            row = cur.fetchone() or {}
+        keys = (
+            "Slave_IO_Running",
+            "Slave_SQL_Running",
+            "Replica_IO_Running",
+            "Replica_SQL_Running",
+            "Last_IO_Error",
+            "Last_SQL_Error",
+            "Seconds_Behind_Master",
+            "Seconds_Behind_Source",
+        )
+        return ", ".join(f"{k}={row[k]}" for k in keys if k in row)
+
+    def _write_config(self, app_password: str) -> None:
+        def server(node: Node) -> dict[str, Any]:
+            return {
+                "host": "127.0.0.1",
+                "port": node.port,
+                "user": APP_USER,
+                "password": app_password,
+                "db": DATABASE,
+            }
+
+        config = {
+            GROUP: {
+                "master": {"master_0": server(self.primary)},
+                "slave": {f"slave_{i}": server(n) for i, n in enumerate(self.replicas)},
+            }
+        }
+        _write_private(self.config_path, orjson.dumps(config, option=orjson.OPT_INDENT_2))
+
+    # ------------------------------------------------------------------ inspection, shutdown
+
+    def status(self) -> list[dict[str, Any]]:
+        """One row per server: name, role, port, pid, running, and replication state and lag."""
+        rows = []
+        for node in self.nodes:
+            row: dict[str, Any] = {
+                "name": node.name,
+                "role": node.role,
+                "port": node.port,
+                "pid": node.pid,
+                "running": _pid_alive(node.pid, node.datadir),
+            }
+            if row["running"] and node.role == "replica":
+                try:
+                    row["replication"] = self._replica_state(node)
+                except pymysql.err.Error as exc:
+                    row["replication"] = f"unknown ({exc.args[-1]})"
+            rows.append(row)
+        return rows
+
+    def down(self, *, purge: bool = False) -> list[str]:
+        """Stop exactly the recorded server processes; with *purge*, delete DIR too."""
+        stopped = []
+        for node in self.nodes:
+            if _pid_alive(node.pid, node.datadir):
+                assert node.pid is not None
+                os.kill(node.pid, signal.SIGTERM)
+                stopped.append(node)
+        deadline = time.monotonic() + 30
+        for node in stopped:
+            while _pid_alive(node.pid, node.datadir) and time.monotonic() < deadline:
+                time.sleep(0.05)
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(node.pid or 0, os.WNOHANG)
+            if _pid_alive(node.pid, node.datadir):
+                os.kill(node.pid or 0, signal.SIGKILL)
+        for node in self.nodes:
+            node.pid = None
+        if purge:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        elif self.dir.exists():
+            self._write_state()
+        return [n.name for n in stopped]
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.down()
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def _tail(path: Path, lines: int = 5) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return f"(no {path.name})"
+    return " | ".join(text[-lines:])
+
+
+def format_status(rows: Sequence[dict[str, Any]]) -> Iterator[str]:
+    yield f"{'server':<10} {'role':<8} {'port':>6} {'pid':>8}  state"
+    for r in rows:
+        state = "running" if r["running"] else "stopped"
+        if "replication" in r:
+            state += f"; {r['replication']}"
+        yield f"{r['name']:<10} {r['role']:<8} {r['port']:>6} {r['pid'] or '-':>8}  {state}"

@@ -1,0 +1,77 @@
+"""Statement and connection counters, per facade connection and for the whole process.
+
+Counting is a plain dict increment on the connection's own counter (a facade connection is not
+shared between threads, PEP 249 threadsafety 1), so the statement path takes no lock. The
+process-wide view sums the live connections' counters and those of connections already gone.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import Final
+
+__all__ = ["STAT_NAMES", "Stats", "get_stats"]
+
+# mysqlnd_ms's names where the concept is the same; msplugin's own names after them.
+STAT_NAMES: Final = (
+    "use_slave",
+    "use_master",
+    "use_slave_guess",
+    "use_master_guess",
+    "use_slave_sql_hint",
+    "use_master_sql_hint",
+    "use_last_used_sql_hint",
+    "use_last_used_guess",
+    "use_master_on_write",
+    "use_master_qos_strong",
+    "use_master_no_slaves",
+    "use_master_failover",
+    "lazy_connections_slave_success",
+    "lazy_connections_slave_failure",
+    "lazy_connections_master_success",
+    "lazy_connections_master_failure",
+    "non_lazy_connections_slave_success",
+    "non_lazy_connections_slave_failure",
+    "non_lazy_connections_master_success",
+    "non_lazy_connections_master_failure",
+    "trx_autocommit_on",
+    "trx_autocommit_off",
+    "trx_master_forced",
+)
+
+_lock = threading.Lock()
+_finished: dict[str, int] = dict.fromkeys(STAT_NAMES, 0)
+_live: weakref.WeakSet[Stats] = weakref.WeakSet()
+
+
+def _fold(counts: dict[str, int]) -> None:
+    with _lock:
+        for name, n in counts.items():
+            _finished[name] += n
+        counts.clear()
+
+
+class Stats:
+    """The counters of one facade connection; folded into the process totals when it goes."""
+
+    __slots__ = ("__weakref__", "counts")
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = dict.fromkeys(STAT_NAMES, 0)
+        with _lock:
+            _live.add(self)
+        weakref.finalize(self, _fold, self.counts)
+
+    def snapshot(self) -> dict[str, int]:
+        return dict(self.counts)
+
+
+def get_stats() -> dict[str, int]:
+    """Return the process-wide counters: every facade connection, open or closed, summed."""
+    with _lock:
+        total = dict(_finished)
+        for stats in list(_live):
+            for name, n in stats.counts.items():
+                total[name] += n
+    return total
