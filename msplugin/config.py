@@ -478,9 +478,8 @@ def _charset(chk: _Checker, path: str, value: object) -> str | None:
     s = chk.nonempty(path, value)
     if s is None:
         return None
-    try:
-        charset_by_name(s.lower())
-    except KeyError:
+    # PyMySQL's table of character sets: a name it does not know cannot be negotiated.
+    if charset_by_name(s.lower()) is None:
         chk.problem(path, f"unknown character set {_show(s)}")
         return None
     return s.lower()

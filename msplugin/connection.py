@@ -250,7 +250,7 @@ class Connection:
             route_logger.debug("%s -> %s: %s", _cut(query), backend.name, d.reason)
         return backend
 
-    def _master(self) -> Backend:
+    def _master(self, *, lazy: bool = True) -> Backend:
         backend = self._master_backend
         if backend is not None and backend.conn is not None:
             return backend
@@ -259,7 +259,7 @@ class Connection:
         # them, as MySQL Router's read-write mode; never load-balanced per statement.
         for candidate in self._masters:
             try:
-                self._open(candidate, lazy=True)
+                self._open(candidate, lazy=lazy)
             except err.OperationalError as exc:
                 errors.append(f"{candidate.info}: {exc.args[-1]}")
                 continue
@@ -321,7 +321,7 @@ class Connection:
     def _connect_all(self) -> None:
         """lazy_connections false: connect the master and every slave now."""
         try:
-            self._master()
+            self._master(lazy=False)
         except NoBackendAvailable:
             self.close()
             raise

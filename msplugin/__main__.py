@@ -1,0 +1,7 @@
+"""``python -m msplugin`` runs the command line."""
+
+import sys
+
+from msplugin.cli import main
+
+sys.exit(main())
