@@ -18,7 +18,7 @@ import pymysql.cursors
 from pymysql import err
 
 from msplugin.backends import Backend, ServerInfo
-from msplugin.classify import classify
+from msplugin.classify import Classification, classify
 from msplugin.config import Config, GroupConfig, load_config
 from msplugin.errors import NoBackendAvailable, NotSupportedError, RoutingError
 from msplugin.filters import make_picker
@@ -215,15 +215,8 @@ class Connection:
         if self._closed:
             raise err.InterfaceError(0, "connection is closed")
         c = classify(query, self._classifier)
-        master = self._master_backend
+        d = self._decide(c)
         last = self._last_used
-        d = decide(
-            c,
-            self._policy,
-            in_transaction=not self._autocommit or (master is not None and master.in_transaction),
-            wrote=self._wrote,
-            has_last_used=last is not None,
-        )
         target = d.target
         if target is Target.SLAVE:
             backend = self._slave(d)
@@ -249,6 +242,17 @@ class Connection:
         if route_logger.isEnabledFor(logging.DEBUG):
             route_logger.debug("%s -> %s: %s", _cut(query), backend.name, d.reason)
         return backend
+
+    def _decide(self, c: Classification) -> Decision:
+        """The routing decision for *c* in this connection's current state (cached)."""
+        master = self._master_backend
+        return decide(
+            c,
+            self._policy,
+            in_transaction=not self._autocommit or (master is not None and master.in_transaction),
+            wrote=self._wrote,
+            has_last_used=self._last_used is not None,
+        )
 
     def _master(self, *, lazy: bool = True) -> Backend:
         backend = self._master_backend
@@ -453,15 +457,9 @@ class Connection:
     def explain(self, sql: str) -> Explanation:
         """Return where *sql* would run and why; nothing is executed or connected."""
         c = classify(sql, self._classifier)
+        d = self._decide(c)
         master = self._master_backend
         last = self._last_used
-        d = decide(
-            c,
-            self._policy,
-            in_transaction=not self._autocommit or (master is not None and master.in_transaction),
-            wrote=self._wrote,
-            has_last_used=last is not None,
-        )
         if d.target is Target.MASTER:
             name = (master or self._masters[0]).name
             return Explanation(c.route, "master", name, d.reason)
