@@ -26,6 +26,7 @@ from msplugin.errors import (
     OperationalError,
     ProgrammingError,
     RoutingError,
+    TransactionError,
     Warning,
 )
 from msplugin.routing import Explanation
@@ -53,6 +54,7 @@ __all__ = [
     "RoutingError",
     "ServerConfig",
     "ServerInfo",
+    "TransactionError",
     "Warning",
     "apilevel",
     "connect",

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pymysql
-from pymysql.constants import SERVER_STATUS
+from pymysql.constants import CLIENT, SERVER_STATUS
 
 from msplugin.config import ServerConfig
 
@@ -35,7 +35,7 @@ class ServerInfo:
 class Backend:
     """A server and, once used, the one PyMySQL connection the facade holds to it."""
 
-    __slots__ = ("conn", "dirty", "info", "name", "role", "server")
+    __slots__ = ("conn", "dirty", "flavor", "info", "multi_statements", "name", "role", "server")
 
     def __init__(self, server: ServerConfig) -> None:
         self.server = server
@@ -45,6 +45,8 @@ class Backend:
         self.conn: pymysql.connections.Connection[Any] | None = None
         # Ran a statement since the last commit/rollback (matters with autocommit off).
         self.dirty = False
+        self.flavor = "mariadb"  # or "mysql": decides the GTID functions; known once connected
+        self.multi_statements = False  # opened with CLIENT.MULTI_STATEMENTS by msplugin
 
     def __repr__(self) -> str:
         state = "open" if self.conn is not None else "not connected"
@@ -52,13 +54,11 @@ class Backend:
             f"<Backend {self.name} {self.role} {self.info.host}:{self.info.port or 3306} {state}>"
         )
 
-    def connect(
-        self, defaults: Mapping[str, Any], overrides: Mapping[str, Any]
-    ) -> pymysql.connections.Connection[Any]:
-        """Open the connection.
+    def params(self, defaults: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+        """PyMySQL connect() keywords: *defaults*, then this server's keys, then *overrides*.
 
-        *defaults* are connect() arguments that per-server keys override; *overrides* is the
-        API-level state (autocommit, select_db, character set) that overrides them in turn.
+        *defaults* are connect()'s arguments; *overrides* is the API-level state (autocommit,
+        select_db, character set) that wins over per-server keys.
         """
         s = self.server
         params: dict[str, Any] = dict(defaults)
@@ -74,16 +74,34 @@ class Backend:
             params["connect_timeout"] = s.connect_timeout
         params.update(s.options)
         params.update(overrides)
-        self.conn = pymysql.connect(**params)
+        return params
+
+    def connect(
+        self, defaults: Mapping[str, Any], overrides: Mapping[str, Any], *, flags: int = 0
+    ) -> pymysql.connections.Connection[Any]:
+        """Open the connection, adding client capability *flags* to the configured ones."""
+        params = self.params(defaults, overrides)
+        if flags:
+            params["client_flag"] = params.get("client_flag", 0) | flags
+        conn = pymysql.connect(**params)
+        self.conn = conn
+        version = str(conn.get_server_info())  # type: ignore[no-untyped-call]
+        self.flavor = "mariadb" if "MariaDB" in version else "mysql"
+        self.multi_statements = bool(flags & CLIENT.MULTI_STATEMENTS)
         logger.info("connected to %s", self.info)
-        return self.conn
+        return conn
+
+    @property
+    def status(self) -> int:
+        """The server status flags of the last reply (0 when not connected)."""
+        conn = self.conn
+        # server_status is set by PyMySQL from every OK/EOF packet; the stubs omit it.
+        return conn.server_status if conn is not None else 0  # type: ignore[attr-defined]
 
     @property
     def in_transaction(self) -> bool:
         """The server said a transaction is open (status flag of the last reply)."""
-        conn = self.conn
-        # server_status is set by PyMySQL from every OK/EOF packet; the stubs omit it.
-        return conn is not None and bool(conn.server_status & _IN_TRANS)  # type: ignore[attr-defined]
+        return bool(self.status & _IN_TRANS)
 
     def close(self) -> None:
         conn, self.conn = self.conn, None

@@ -34,6 +34,10 @@ class Classification(NamedTuple):
     route: Route
     reason: str
     hinted: bool  # True when an SQL hint decided the route
+    qos: str = ""  # a service-level hint: "strong", "session", "eventual" or ""
+    trx: str = ""  # a transaction statement: "begin", "begin_ro", "end", "xa_begin", "xa_end"
+    statements: int = 1  # statements in the text (outside literals and comments)
+    read: bool = False  # the statement itself, hints aside, is a read (safe to run again)
 
 
 # Leading whitespace and comments. Each alternative consumes at least one character and has no
@@ -49,6 +53,21 @@ _LEADING: Final = re.compile(
 )
 _HINT: Final = re.compile(r"\s*ms\s*=\s*(\w+)\s*", re.IGNORECASE)
 _HINT_ROUTES: Final = {"master": Route.MASTER, "slave": Route.SLAVE, "last_used": Route.LAST_USED}
+_HINT_QOS: Final = frozenset({"strong", "session", "eventual"})
+# Statements that begin or end a transaction, matched at the first token. BEGIN alone (MariaDB's
+# BEGIN NOT ATOMIC starts a compound statement instead); ROLLBACK TO SAVEPOINT and
+# COMMIT/ROLLBACK AND CHAIN do not end the transaction.
+_TRX: Final = re.compile(
+    r"""
+      (?P<begin>BEGIN(?:\s++WORK)?\s*+(?:;|\Z))
+    | START\s++TRANSACTION\b(?P<chars>[^;]*+)
+    | (?P<end>COMMIT|ROLLBACK)\b(?P<rest>[^;]*+)
+    | XA\s++(?P<xa>START|BEGIN|COMMIT|ROLLBACK)\b
+    """,
+    re.VERBOSE | re.IGNORECASE,
+)
+_READ_ONLY: Final = re.compile(r"\bREAD\s++ONLY\b", re.IGNORECASE)
+_NOT_END: Final = re.compile(r"\bTO\b|\bAND\s++CHAIN\b", re.IGNORECASE)
 _SELECT_WORD: Final = re.compile(r"select\b", re.IGNORECASE)
 _SELECT_ANYWHERE: Final = re.compile(r"\bselect\b", re.IGNORECASE)
 
@@ -136,25 +155,56 @@ def _classify_cached(sql: str, classifier: str) -> Classification:
 
 
 def _classify(sql: str, classifier: str) -> Classification:
-    pos, hint, executable = _skip_leading(sql)
+    pos, hint, qos, executable = _skip_leading(sql)
     if hint is not None:
-        return Classification(_HINT_ROUTES[hint], f"hint ms={hint}", True)
-    if classifier == "mysqlnd_ms":
+        c = Classification(_HINT_ROUTES[hint], f"hint ms={hint}", True)
+        if classifier == "default" and not executable:
+            c = c._replace(read=_classify_body(sql[pos:]).route is Route.SLAVE)
+    elif classifier == "mysqlnd_ms":
         if "\x00" not in sql and _SELECT_WORD.match(sql, pos):
-            return Classification(Route.SLAVE, "first keyword is SELECT", False)
-        return Classification(Route.MASTER, "first keyword is not SELECT", False)
-    if executable:
-        return _EXECUTABLE
-    return _classify_body(sql[pos:])
+            c = Classification(Route.SLAVE, "first keyword is SELECT", False)
+        else:
+            c = Classification(Route.MASTER, "first keyword is not SELECT", False)
+    elif executable:
+        c = _EXECUTABLE
+    else:
+        c = _classify_body(sql[pos:])
+    if ";" in sql and (hint is not None or classifier == "mysqlnd_ms" or executable):
+        c = c._replace(statements=_count_statements(sql[pos:]))
+    if not c.hinted and c.route is Route.SLAVE:
+        c = c._replace(read=True)
+    if qos:
+        c = c._replace(qos=qos)
+    if (m := _TRX.match(sql, pos)) is not None:
+        c = c._replace(trx=_trx_kind(m))
+    return c
 
 
-def _skip_leading(sql: str) -> tuple[int, str | None, bool]:
+def _trx_kind(m: re.Match[str]) -> str:
+    if m.group("begin") is not None:
+        return "begin"
+    if m.group("chars") is not None:
+        return "begin_ro" if _READ_ONLY.search(m.group("chars")) else "begin"
+    if m.group("end") is not None:
+        return "" if _NOT_END.search(m.group("rest")) else "end"
+    return "xa_begin" if m.group("xa").upper() in ("START", "BEGIN") else "xa_end"
+
+
+def _count_statements(body: str) -> int:
+    if "'" in body or '"' in body or "`" in body or "/*" in body or "--" in body or "#" in body:
+        body = _OPAQUE.sub(" ", body)
+    return sum(1 for w in _STATEMENT_STARTS.findall(body.upper()) if w) or 1
+
+
+def _skip_leading(sql: str) -> tuple[int, str | None, str, bool]:
     """Skip leading whitespace and comments.
 
-    Return (offset of the first token, the last ms= hint, whether an executable comment led).
+    Return (offset of the first token, the last routing hint, the last service-level hint,
+    whether an executable comment led).
     """
     pos = 0
     hint: str | None = None
+    qos = ""
     executable = False
     match = _LEADING.match
     while (m := match(sql, pos)) is not None:
@@ -166,8 +216,10 @@ def _skip_leading(sql: str) -> tuple[int, str | None, bool]:
                 word = h.group(1).lower()
                 if word in _HINT_ROUTES:
                     hint = word
+                elif word in _HINT_QOS:
+                    qos = word
         pos = m.end()
-    return pos, hint, executable
+    return pos, hint, qos, executable
 
 
 def _classify_body(body: str) -> Classification:
@@ -180,31 +232,34 @@ def _classify_body(body: str) -> Classification:
     statements = [w for w in starts if w]
     if not statements:
         return Classification(Route.MASTER, "no statement keyword", False)
-    multi = "multi-statement: " if len(statements) > 1 else ""
+    n = len(statements)
+    multi = "multi-statement: " if n > 1 else ""
     for word in statements:
         if word not in ("SELECT", "WITH"):
             what = word if word[0].isalpha() or word[0] == "_" else repr(word)
-            return Classification(Route.MASTER, f"{multi}{what} is not a read", False)
+            return Classification(Route.MASTER, f"{multi}{what} is not a read", False, statements=n)
     for kind, marker, regex, boundary in _MASTER_ONLY:
         if marker in text and (effect := _find(regex, text, boundary)) is not None:
             shown = " ".join(effect.group().replace("(", " (").split())
             if kind == "func":
                 shown = shown.split()[0] + "("
-            return Classification(Route.MASTER, multi + _MASTER_REASONS[kind].format(shown), False)
+            reason = multi + _MASTER_REASONS[kind].format(shown)
+            return Classification(Route.MASTER, reason, False, statements=n)
     if "WITH" in statements and (w := _find(_WITH_WRITE, text, True)) is not None:
-        return Classification(Route.MASTER, f"{multi}WITH ... {w.group(1)} writes", False)
+        return Classification(
+            Route.MASTER, f"{multi}WITH ... {w.group(1)} writes", False, statements=n
+        )
     # FOUND_ROWS()/ROW_COUNT() in a later statement of the same text refer to the statement
     # before it, which ran in the same place; only the first statement's refer to last_used.
     first = text.split(";", 1)[0] if multi else text
     if ("FOUND_ROWS" in first or "ROW_COUNT" in first) and (
         lu := _find(_LAST_USED_FUNC, first, True)
     ) is not None:
-        return Classification(
-            Route.LAST_USED, f"{multi}{lu.group(1)}() refers to the previous statement", False
-        )
+        reason = f"{multi}{lu.group(1)}() refers to the previous statement"
+        return Classification(Route.LAST_USED, reason, False, statements=n)
     if multi:
         return Classification(
-            Route.SLAVE, f"multi-statement: all {len(statements)} are reads", False
+            Route.SLAVE, f"multi-statement: all {n} are reads", False, statements=n
         )
     return Classification(Route.SLAVE, f"{statements[0]} is a read", False)
 

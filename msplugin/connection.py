@@ -9,20 +9,42 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from types import TracebackType
 from typing import Any, Final
 
 import pymysql
 import pymysql.cursors
 from pymysql import err
+from pymysql.constants import CLIENT, SERVER_STATUS
 
 from msplugin.backends import Backend, ServerInfo
 from msplugin.classify import Classification, classify
 from msplugin.config import Config, GroupConfig, load_config
-from msplugin.errors import NoBackendAvailable, NotSupportedError, RoutingError
+from msplugin.consistency import (
+    SESSION_STATE_CHANGED,
+    GtidState,
+    covers,
+    gtid_from_session_state,
+    is_valid_gtid,
+    tracking_setup_sql,
+    wait_sql,
+)
+from msplugin.errors import NoBackendAvailable, NotSupportedError, RoutingError, TransactionError
 from msplugin.filters import make_picker
-from msplugin.routing import Decision, Explanation, Policy, Target, decide
+from msplugin.monitor import monitor
+from msplugin.routing import (
+    AUTOCOMMIT_OFF,
+    NO_TRANSACTION,
+    OPEN,
+    Decision,
+    Explanation,
+    Policy,
+    Target,
+    decide,
+)
 from msplugin.stats import Stats
 
 __all__ = ["Connection", "Cursor", "connect"]
@@ -69,6 +91,9 @@ _NOT_HERE: Final = {
 
 CursorClass = type[pymysql.cursors.Cursor]
 
+_IN_TRANS: Final = SERVER_STATUS.SERVER_STATUS_IN_TRANS
+_AUTOCOMMIT: Final = SERVER_STATUS.SERVER_STATUS_AUTOCOMMIT
+
 
 def connect(
     group: str,
@@ -113,20 +138,23 @@ def _check_supported(group: GroupConfig) -> None:
     problems = []
     if group.session_state == "sync":
         problems.append("session_state 'sync' (use 'off' or 'warn')")
-    if group.global_transaction_id_injection is not None:
-        problems.append("global_transaction_id_injection")
     for f in group.filters:
         if f.name in ("user_multi", "node_groups"):
             problems.append(f"filter {f.name!r}")
-        if f.name == "quality_of_service" and (
-            f.qos_level == "session" or (f.qos_level == "eventual" and f.qos_age is not None)
-        ):
-            problems.append(f"quality_of_service {f.qos_level} consistency")
     if problems:
         raise NotSupportedError(
             f"group {group.name!r}: accepted in the configuration but not implemented in this "
             f"version of msplugin: {', '.join(problems)}"
         )
+
+
+def _configured_qos(group: GroupConfig) -> tuple[str, int | None]:
+    for f in group.filters:
+        if f.name == "quality_of_service" and f.qos_level is not None:
+            return f.qos_level, f.qos_age
+    if group.global_transaction_id_injection is not None:
+        return "session", None  # mysqlnd_ms configs set this up for read-your-writes
+    return "eventual", None
 
 
 class Connection:
@@ -163,15 +191,15 @@ class Connection:
         self.group = group
         self._picker = make_picker(group.filters)
         self._classifier = group.classifier
-        strong = any(
-            f.name == "quality_of_service" and f.qos_level == "strong" for f in group.filters
-        )
+        qos, age = _configured_qos(group)
         self._policy = Policy(
             trx_stickiness=group.trx_stickiness,
             master_on_write=group.master_on_write,
-            strong_consistency=strong,
+            qos=qos,
+            age=age,
             has_slaves=bool(group.slaves),
         )
+        self._sticky = group.trx_stickiness != "disabled"
         self._masters = [Backend(s) for s in group.masters]
         self._slaves = [Backend(s) for s in group.slaves]
         self._by_name = {b.name: b for b in self._masters + self._slaves}
@@ -192,6 +220,19 @@ class Connection:
         self._wrote = False
         self._closed = False
         self._stats = Stats()
+        # Transactions: the backend that holds the open one, and an XA transaction in flight.
+        self._pinned: Backend | None = None
+        self._xa = False
+        # Read-your-writes: the GTID to wait for, and the statement of the current read that
+        # checks a replica has it (set by _route, consumed by the cursor).
+        self._gtid = GtidState()
+        self._injection = group.global_transaction_id_injection
+        self._track_gtids = qos == "session"
+        self._check: str | None = None
+        self._c: Classification | None = None
+        self._user_multi = bool(int(connect_kwargs.get("client_flag", 0)) & CLIENT.MULTI_STATEMENTS)
+        if age is not None:
+            self._watch_replicas()
         logger.info("facade connection for group %r (%s)", group.name, self._topology())
 
     def _topology(self) -> str:
@@ -211,26 +252,47 @@ class Connection:
     # ---------------------------------------------------------------- routing (per statement)
 
     def _route(self, query: str) -> Backend:
-        """Choose and, if needed, connect the backend for *query*; nothing is sent here."""
+        """Choose and, if needed, connect the backend for *query*; nothing is sent here.
+
+        Leaves the classification in ``_c`` and, for a session-consistent read on a replica
+        not known to have this connection's writes, the check statement in ``_check``.
+        """
         if self._closed:
             raise err.InterfaceError(0, "connection is closed")
         c = classify(query, self._classifier)
+        self._c = c
+        self._check = None
         d = self._decide(c)
-        last = self._last_used
         target = d.target
+        reason = d.reason
         if target is Target.SLAVE:
-            backend = self._slave(d)
+            backend, reason = self._read_backend(d, c)
         elif target is Target.MASTER:
             backend = self._master()
-        elif last is None:
+        elif target is Target.TRANSACTION:
+            backend = self._pinned  # type: ignore[assignment]
+            if backend.role == "slave":
+                reason = "read-only transaction open on this slave"
+        elif self._last_used is None:
             raise RoutingError(
                 f"{c.reason}: no statement has run on this connection yet, so there is no last "
                 "used server; nothing was sent"
             )
         else:
-            backend = last
+            backend = self._last_used
+        if c.statements > 1 and backend.multi_statements and not self._user_multi:
+            # msplugin enabled multi-statements on this replica for its GTID checks; the
+            # application did not, so its own multi-statement strings stay refused.
+            raise err.ProgrammingError(
+                "multi-statement strings need client_flag=CLIENT.MULTI_STATEMENTS in connect(); "
+                "nothing was sent"
+            )
         counts = self._stats.counts
-        counts[d.stat] += 1
+        counts[
+            d.stat
+            if target is not Target.TRANSACTION or backend.role == "master"
+            else "use_slave_trx"
+        ] += 1
         if backend.role == "master":
             counts["use_master"] += 1
             self._wrote = True
@@ -240,19 +302,176 @@ class Connection:
             backend.dirty = True
         self._last_used = backend
         if route_logger.isEnabledFor(logging.DEBUG):
-            route_logger.debug("%s -> %s: %s", _cut(query), backend.name, d.reason)
+            route_logger.debug("%s -> %s: %s", _cut(query), backend.name, reason)
         return backend
 
     def _decide(self, c: Classification) -> Decision:
         """The routing decision for *c* in this connection's current state (cached)."""
-        master = self._master_backend
         return decide(
             c,
             self._policy,
-            in_transaction=not self._autocommit or (master is not None and master.in_transaction),
+            trx=self._trx_context(),
             wrote=self._wrote,
             has_last_used=self._last_used is not None,
         )
+
+    def _trx_context(self) -> str:
+        if self._pinned is not None:
+            return OPEN
+        if not self._autocommit:
+            return AUTOCOMMIT_OFF
+        master = self._master_backend
+        # SET autocommit=0 sent as SQL: the master's session says so in every reply.
+        if master is not None and master.conn is not None and not master.status & _AUTOCOMMIT:
+            return AUTOCOMMIT_OFF
+        return NO_TRANSACTION
+
+    def _after(self, backend: Backend) -> None:
+        """Learn from the reply: is a transaction open there, did a write report its GTID."""
+        c = self._c
+        assert c is not None
+        status = backend.status
+        if self._sticky:
+            if c.trx == "xa_begin":
+                self._xa = True
+            if c.trx in ("end", "xa_end"):
+                self._pinned = None
+                self._xa = False
+            elif (
+                self._xa
+                or status & _IN_TRANS
+                or (not status & _AUTOCOMMIT and backend.role == "master")
+            ):
+                self._pinned = backend
+            elif self._pinned is backend:
+                self._pinned = None  # ended by the server: implicit commit (DDL), procedure
+        if backend.role == "master" and not c.read:
+            committed = self._autocommit and not status & _IN_TRANS and not self._xa
+            self._learn_gtid(backend, status, committed=committed or c.trx == "end")
+
+    def _learn_gtid(self, backend: Backend, status: int, *, committed: bool) -> None:
+        gs = self._gtid
+        gtid = None
+        if self._track_gtids and status & SESSION_STATE_CHANGED and backend.conn is not None:
+            # PyMySQL keeps the OK packet's tail, which holds the session-state block.
+            gtid = gtid_from_session_state(backend.conn._result.message)  # type: ignore[attr-defined]
+        elif self._injection is not None and self._injection.fetch_last_gtid and committed:
+            gtid = self._run_injection(backend, self._injection.fetch_last_gtid, "gtid_fetch")
+        if gtid:
+            gs.gtid = gs.last_write = gtid
+            gs.written_at = time.monotonic()
+            gs.untracked_write = False
+            self._stats.counts["gtid_tracked"] += 1
+        elif not self._track_gtids:
+            gs.untracked_write = True
+        if self._injection is not None and self._injection.on_commit and committed:
+            self._run_injection(backend, self._injection.on_commit, "gtid_on_commit")
+
+    def _run_injection(self, backend: Backend, sql: str, stat: str) -> str | None:
+        """Run a mysqlnd_ms global_transaction_id_injection statement; return its first value."""
+        assert backend.conn is not None and self._injection is not None
+        self._stats.counts[stat] += 1
+        try:
+            with backend.conn.cursor() as cur:
+                cur.execute(sql)
+                row = cur.fetchone() if cur.description else None
+        except err.MySQLError as exc:
+            if self._injection.report_error:
+                raise
+            logger.warning(
+                "global_transaction_id_injection statement failed on %s: %s", backend.info, exc
+            )
+            return None
+        return None if not row or row[0] is None else str(row[0])
+
+    # ---------------------------------------------------------------- choosing a replica
+
+    def _read_backend(self, d: Decision, c: Classification) -> tuple[Backend, str]:
+        """The backend for a read the decision sends to a slave, and the reason to log."""
+        candidates = self._eligible(d)
+        if not candidates:
+            reason = f"{d.reason}; no replica within age {self._policy.age} s"
+            if self.group.failover.strategy == "disabled":
+                raise NoBackendAvailable(
+                    f"group {self.group.name!r}: {reason} and failover is disabled; nothing was sent"
+                )
+            self._stats.counts["use_master_age"] += 1
+            return self._master(), reason + ": the master serves it"
+        if d.consistency != "session" or not c.read:
+            return self._slave(candidates), d.reason
+        return self._session_backend(d, candidates)
+
+    def _eligible(self, d: Decision) -> tuple[str, ...]:
+        candidates = self._slave_names
+        if self._failed:
+            candidates = tuple(n for n in candidates if n not in self._failed) or candidates
+        age = self._policy.age
+        if age is not None and d.consistency == "eventual":
+            statuses = {n: monitor.status(self._monitor_key(self._by_name[n])) for n in candidates}
+            candidates = tuple(n for n in candidates if (st := statuses[n]) and st.within(age))
+        return candidates
+
+    def _session_backend(self, d: Decision, candidates: tuple[str, ...]) -> tuple[Backend, str]:
+        gs = self._gtid
+        counts = self._stats.counts
+        if gs.gtid is None:
+            if gs.untracked_write:
+                counts["use_master_session"] += 1
+                return (
+                    self._master(),
+                    f"{d.reason}; session: this connection wrote and its GTID is unknown",
+                )
+            return self._slave(candidates), f"{d.reason}; session: nothing written yet"
+        gtid = gs.gtid
+        for name in candidates:
+            if covers(gs.confirmed.get(name), gtid):
+                counts["gtid_replica_known"] += 1
+                return self._slave((name,)), f"{d.reason}; session: {name} has {gtid}"
+        elapsed = time.monotonic() - gs.written_at if gs.written_at else float("inf")
+        if elapsed < gs.apply_delay:
+            counts["use_master_session"] += 1
+            return self._master(), f"{d.reason}; session: replicas are likely still applying {gtid}"
+        backend = self._slave(candidates)
+        if backend.role == "master":
+            return backend, d.reason
+        if self._injection is not None and self._injection.check_for_gtid:
+            self._check = self._injection.check_for_gtid.replace("#GTID", f"'{gtid}'")
+        else:
+            timeout = self._injection.wait_for_gtid_timeout if self._injection else 0
+            try:
+                self._check = wait_sql(backend.flavor, gtid, timeout)
+            except ValueError:
+                counts["use_master_session"] += 1
+                return self._master(), f"{d.reason}; session: cannot check GTID {gtid!r}"
+        counts["gtid_checks"] += 1
+        return backend, f"{d.reason}; session: checking {backend.name} has {gtid}"
+
+    def _check_result(self, backend: Backend, passed: bool) -> None:
+        gs = self._gtid
+        elapsed = time.monotonic() - gs.written_at if gs.written_at else 1.0
+        if passed:
+            assert gs.gtid is not None
+            gs.confirmed[backend.name] = gs.gtid
+            gs.check_passed()
+        else:
+            self._stats.counts["gtid_check_failed"] += 1
+            gs.check_failed(elapsed)
+
+    def _monitor_key(self, backend: Backend) -> tuple[str, int, str, str]:
+        s = backend.server
+        return (
+            s.host,
+            s.port or 3306,
+            s.socket or "",
+            str(s.user or self._defaults.get("user", "")),
+        )
+
+    def _watch_replicas(self) -> None:
+        for b in self._slaves:
+            params = b.params(self._defaults, {})
+            params.pop("autocommit", None)
+            params["connect_timeout"] = min(float(params.get("connect_timeout", 10)), 5.0)
+            monitor.watch(self._monitor_key(b), params, self.group.replica_status_interval)
 
     def _master(self, *, lazy: bool = True) -> Backend:
         backend = self._master_backend
@@ -274,10 +493,7 @@ class Connection:
             + "; ".join(errors)
         )
 
-    def _slave(self, d: Decision) -> Backend:
-        candidates = self._slave_names
-        if self._failed:
-            candidates = tuple(n for n in candidates if n not in self._failed) or candidates
+    def _slave(self, candidates: tuple[str, ...]) -> Backend:
         backend = self._by_name[self._picker.pick(candidates)]
         if backend.conn is not None:
             return backend
@@ -315,12 +531,31 @@ class Connection:
 
     def _open(self, backend: Backend, *, lazy: bool) -> None:
         kind = "lazy" if lazy else "non_lazy"
+        if backend.role == "master":
+            flags = CLIENT.SESSION_TRACK  # free until a tracked variable changes
+        else:
+            # Lets a session-consistent read carry its GTID check in the same packet.
+            flags = CLIENT.MULTI_STATEMENTS if self._track_gtids else 0
         try:
-            backend.connect(self._defaults, self._overrides)
+            backend.connect(self._defaults, self._overrides, flags=flags)
         except err.OperationalError:
             self._stats.counts[f"{kind}_connections_{backend.role}_failure"] += 1
             raise
         self._stats.counts[f"{kind}_connections_{backend.role}_success"] += 1
+        if backend.role == "master" and self._track_gtids:
+            self._setup_tracking(backend)
+
+    def _setup_tracking(self, backend: Backend) -> None:
+        assert backend.conn is not None
+        try:
+            with backend.conn.cursor() as cur:
+                cur.execute(tracking_setup_sql(backend.flavor))
+        except err.MySQLError as exc:
+            # Without tracking every write is "untracked": session reads go to the master.
+            logger.warning(
+                "cannot track GTIDs on %s (%s): session reads go to the master", backend.info, exc
+            )
+            self._track_gtids = False
 
     def _connect_all(self) -> None:
         """lazy_connections false: connect the master and every slave now."""
@@ -353,26 +588,71 @@ class Connection:
 
     def commit(self) -> None:
         """Commit on every backend with an open transaction (PEP 249 .commit())."""
-        for b in self._open_backends():
-            if b.dirty or b.in_transaction:
-                assert b.conn is not None
-                b.conn.commit()
-                b.dirty = False
+        self._end_transaction("commit")
 
     def rollback(self) -> None:
         """Roll back on every backend with an open transaction (PEP 249 .rollback())."""
-        for b in self._open_backends():
-            if b.dirty or b.in_transaction:
-                assert b.conn is not None
-                b.conn.rollback()
-                b.dirty = False
+        self._end_transaction("rollback")
 
-    def begin(self) -> None:
-        """Start a transaction on the master; statements stay there until commit or rollback."""
-        backend = self._master()
+    def _end_transaction(self, how: str) -> None:
+        for b in self._open_backends():
+            if b.dirty or b.in_transaction or b is self._pinned:
+                assert b.conn is not None
+                b.conn.commit() if how == "commit" else b.conn.rollback()
+                b.dirty = False
+                if how == "commit" and b.role == "master":
+                    self._learn_gtid(b, b.status, committed=True)
+        self._pinned = None
+        self._xa = False
+
+    def begin(self, read_only: bool = False) -> None:
+        """Start a transaction; every statement runs where it started until commit/rollback.
+
+        It starts on the master, or with ``read_only=True`` and trx_stickiness "on" on one slave.
+        """
+        sql = "START TRANSACTION READ ONLY" if read_only else "BEGIN"
+        backend = self._route(sql)
         assert backend.conn is not None
-        backend.conn.begin()
-        self._last_used = backend
+        with backend.conn.cursor() as cur:
+            cur.execute(sql)
+        self._after(backend)
+
+    def set_qos(self, level: str, *, age: int | None = None, gtid: str | None = None) -> None:
+        """Set the service level for the following statements: strong, session or eventual.
+
+        ``age`` (eventual only): read only from replicas at most that many seconds behind.
+        ``gtid`` (session only): reads must see this GTID, e.g. one a previous request's
+        connection returned from last_gtid(). Refused inside a transaction.
+        """
+        if self._trx_context() != NO_TRANSACTION:
+            raise TransactionError("set_qos() inside a transaction: commit or roll back first")
+        if level not in ("strong", "session", "eventual"):
+            raise err.ProgrammingError(
+                f"set_qos(): level must be 'strong', 'session' or 'eventual', got {level!r}"
+            )
+        if age is not None and (level != "eventual" or not isinstance(age, int) or age < 0):
+            raise err.ProgrammingError(
+                "set_qos(): age is a number of seconds >= 0, with 'eventual' only"
+            )
+        if gtid is not None:
+            if level != "session":
+                raise err.ProgrammingError("set_qos(): gtid goes with 'session' only")
+            if not (is_valid_gtid(gtid, "mariadb") or is_valid_gtid(gtid, "mysql")):
+                raise err.ProgrammingError(f"set_qos(): not a GTID: {gtid!r}")
+            self._gtid.gtid = gtid
+            self._gtid.written_at = 0.0
+        self._policy = replace(self._policy, qos=level, age=age)
+        if level == "session" and not self._track_gtids:
+            self._track_gtids = True
+            master = self._master_backend
+            if master is not None and master.conn is not None:
+                self._setup_tracking(master)
+        if age is not None:
+            self._watch_replicas()
+
+    def last_gtid(self) -> str | None:
+        """The GTID of this connection's last write (None if unknown), to carry to later reads."""
+        return self._gtid.last_write
 
     def close(self) -> None:
         """Close every backend connection (PEP 249 .close()); a second close raises Error."""
@@ -408,6 +688,8 @@ class Connection:
             b.conn.autocommit(value)
         self._autocommit = value
         self._overrides["autocommit"] = value
+        if value:
+            self._pinned = None  # switching autocommit on commits what was open
         self._stats.counts["trx_autocommit_on" if value else "trx_autocommit_off"] += 1
 
     def get_autocommit(self) -> bool:
@@ -463,6 +745,10 @@ class Connection:
         if d.target is Target.MASTER:
             name = (master or self._masters[0]).name
             return Explanation(c.route, "master", name, d.reason)
+        if d.target is Target.TRANSACTION:
+            pinned = self._pinned
+            assert pinned is not None
+            return Explanation(c.route, pinned.role, pinned.name, d.reason)
         if d.target is Target.LAST_USED:
             if last is None:
                 return Explanation(
@@ -511,21 +797,84 @@ class Cursor:
 
     def execute(self, query: str, args: Any = None) -> int:
         """Route *query* and execute it there (PEP 249 .execute()); return the affected rows."""
-        cur = self._cursor_for(self.connection._route(query))
+        conn = self.connection
+        backend = conn._route(query)
+        cur = self._cursor_for(backend)
         self._current = cur
-        return cur.execute(query, args)
+        if conn._check is not None:
+            return self._execute_checked(backend, cur, query, args)
+        result = cur.execute(query, args)
+        conn._after(backend)
+        return result
+
+    def _execute_checked(
+        self, backend: Backend, cur: pymysql.cursors.Cursor, query: str, args: Any
+    ) -> int:
+        """A session-consistent read: run it on the replica only if it has the GTID.
+
+        With multi-statements enabled on the replica the check travels in the same packet as
+        the read (one round trip); its result is discarded if the check fails. Either way a
+        failed check re-runs the read on the master; only reads get here, so running one
+        twice is harmless.
+        """
+        conn = self.connection
+        check = conn._check
+        assert check is not None
+        conn._check = None
+        if backend.multi_statements:
+            cur.execute(f"{check};{query}", args)
+            row = cur.fetchone()
+            passed = row is not None and row[0] == 0 if "WAIT" in check.upper() else row is not None
+            if passed:
+                cur.nextset()
+                conn._check_result(backend, True)
+                conn._after(backend)
+                return cur.rowcount
+            while cur.nextset():
+                pass
+        else:
+            cur.execute(check)
+            row = cur.fetchone()
+            passed = row is not None and row[0] == 0 if "WAIT" in check.upper() else row is not None
+            if passed:
+                conn._check_result(backend, True)
+                result = cur.execute(query, args)
+                conn._after(backend)
+                return result
+        conn._check_result(backend, False)
+        master = conn._master()
+        conn._last_used = master
+        conn._stats.counts["use_master_session"] += 1
+        if route_logger.isEnabledFor(logging.DEBUG):
+            route_logger.debug(
+                "%s -> %s: session check failed on %s", _cut(query), master.name, backend.name
+            )
+        mcur = self._cursor_for(master)
+        self._current = mcur
+        result = mcur.execute(query, args)
+        conn._after(master)
+        return result
 
     def executemany(self, query: str, args: Sequence[Any]) -> int | None:
         """Route *query* once and run it for every item of *args* on that backend."""
-        cur = self._cursor_for(self.connection._route(query))
+        conn = self.connection
+        backend = conn._route(query)
+        conn._check = None  # executemany is for writes; a read here needs no GTID check
+        cur = self._cursor_for(backend)
         self._current = cur
-        return cur.executemany(query, args)
+        result = cur.executemany(query, args)
+        conn._after(backend)
+        return result
 
     def callproc(self, procname: str, args: Sequence[Any] = ()) -> Any:
         """Call a stored procedure on the master (PEP 249 .callproc())."""
-        cur = self._cursor_for(self.connection._route("CALL"))
+        conn = self.connection
+        backend = conn._route("CALL")
+        cur = self._cursor_for(backend)
         self._current = cur
-        return cur.callproc(procname, args)
+        result = cur.callproc(procname, args)
+        conn._after(backend)
+        return result
 
     def _result(self) -> pymysql.cursors.Cursor:
         cur = self._current

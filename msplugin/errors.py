@@ -37,6 +37,7 @@ __all__ = [
     "OperationalError",
     "ProgrammingError",
     "RoutingError",
+    "TransactionError",
     "Warning",
 ]
 
@@ -58,6 +59,12 @@ class ConfigError(InterfaceError):
 
 class RoutingError(ProgrammingError):
     """A statement cannot be routed; nothing was sent to any server."""
+
+    __module__ = "msplugin"
+
+
+class TransactionError(ProgrammingError):
+    """The call is not allowed while a transaction is open (e.g. set_qos()); nothing changed."""
 
     __module__ = "msplugin"
 

@@ -21,6 +21,7 @@ class Target(enum.Enum):
     MASTER = "master"
     SLAVE = "slave"
     LAST_USED = "last_used"
+    TRANSACTION = "transaction"  # the backend that holds the open transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,17 +30,20 @@ class Policy:
 
     trx_stickiness: str = "master"
     master_on_write: bool = False
-    strong_consistency: bool = False
+    qos: str = "eventual"  # "strong" | "session" | "eventual"
+    age: int | None = None  # with eventual: the replicas' maximum lag in seconds
     has_slaves: bool = True
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """Where a statement goes, why, and which statistic counts it."""
+    """Where a statement goes, why, which statistic counts it, and for a read on a slave the
+    service level the slave must meet ("eventual" or "session")."""
 
     target: Target
     reason: str
     stat: str
+    consistency: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,20 +60,37 @@ class Explanation:
         return f"{where}: {self.reason}"
 
 
+# The transaction context of a connection, as seen before a statement.
+NO_TRANSACTION = ""
+OPEN = "open"  # a transaction is open on one backend (pinned)
+AUTOCOMMIT_OFF = "autocommit_off"  # no statement yet, but the next one starts a transaction
+
+
 @lru_cache(maxsize=1024)
 def decide(
-    c: Classification, policy: Policy, *, in_transaction: bool, wrote: bool, has_last_used: bool
+    c: Classification, policy: Policy, *, trx: str, wrote: bool, has_last_used: bool
 ) -> Decision:
     """Decide the target for classification *c* under *policy* and the connection's state.
 
-    Order: an open transaction pins to the master (unless trx_stickiness is "disabled"); then SQL
-    hints; then strong consistency; then the classifier, with master_on_write and "no slaves"
-    sending reads to the master.
+    Order: an open transaction pins to its backend (unless trx_stickiness is "disabled"), and
+    a transaction that starts now goes to the master, or with trx_stickiness "on" a read-only
+    one to a slave; then SQL hints; then the service level (strong: the master); then the
+    classifier, with master_on_write and "no slaves" sending reads to the master.
     """
-    if in_transaction and policy.trx_stickiness != "disabled":
+    sticky = policy.trx_stickiness != "disabled"
+    if sticky and trx == OPEN:
         ignored = f"; {c.reason} ignored" if c.hinted else ""
+        return Decision(Target.TRANSACTION, f"transaction open{ignored}", "trx_master_forced")
+    if sticky and c.trx == "begin_ro" and policy.trx_stickiness == "on" and policy.has_slaves:
         return Decision(
-            Target.MASTER, f"transaction open on the master{ignored}", "trx_master_forced"
+            Target.SLAVE,
+            "read-only transaction runs on one slave (trx_stickiness on)",
+            "trx_read_only_slave",
+            "eventual",
+        )
+    if sticky and trx == AUTOCOMMIT_OFF:
+        return Decision(
+            Target.MASTER, "autocommit off: the transaction runs on the master", "trx_master_forced"
         )
     if c.hinted:
         if c.route is Route.MASTER:
@@ -79,22 +100,24 @@ def decide(
                 return Decision(
                     Target.MASTER, f"{c.reason}, but no slaves configured", "use_master_no_slaves"
                 )
-            return Decision(Target.SLAVE, c.reason, "use_slave_sql_hint")
+            return Decision(Target.SLAVE, c.reason, "use_slave_sql_hint", c.qos or policy.qos)
         return Decision(Target.LAST_USED, c.reason, "use_last_used_sql_hint")
-    if policy.strong_consistency:
-        return Decision(
-            Target.MASTER, "strong consistency: everything on the master", "use_master_qos_strong"
-        )
+    qos = c.qos or policy.qos
     if c.route is Route.MASTER:
         return Decision(Target.MASTER, c.reason, "use_master_guess")
     if c.route is Route.LAST_USED:
         if has_last_used:
             return Decision(Target.LAST_USED, c.reason, "use_last_used_guess")
         return Decision(Target.MASTER, f"{c.reason}; nothing ran yet", "use_master_guess")
+    if qos == "strong":
+        how = "hint ms=strong" if c.qos else "strong consistency"
+        return Decision(
+            Target.MASTER, f"{c.reason}; {how}: reads on the master", "use_master_qos_strong"
+        )
     if policy.master_on_write and wrote:
         return Decision(
             Target.MASTER, f"{c.reason}; master_on_write after a write", "use_master_on_write"
         )
     if not policy.has_slaves:
         return Decision(Target.MASTER, f"{c.reason}; no slaves configured", "use_master_no_slaves")
-    return Decision(Target.SLAVE, c.reason, "use_slave_guess")
+    return Decision(Target.SLAVE, c.reason, "use_slave_guess", qos)

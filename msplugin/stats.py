@@ -38,6 +38,16 @@ STAT_NAMES: Final = (
     "trx_autocommit_on",
     "trx_autocommit_off",
     "trx_master_forced",
+    "trx_read_only_slave",
+    "use_slave_trx",
+    "use_master_age",
+    "use_master_session",
+    "gtid_tracked",
+    "gtid_replica_known",
+    "gtid_checks",
+    "gtid_check_failed",
+    "gtid_fetch",
+    "gtid_on_commit",
 )
 
 _lock = threading.Lock()

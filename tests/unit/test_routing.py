@@ -8,7 +8,7 @@ import pytest
 
 from msplugin.classify import classify
 from msplugin.filters import RandomPicker, RoundRobinPicker
-from msplugin.routing import Policy, Target, decide
+from msplugin.routing import AUTOCOMMIT_OFF, NO_TRANSACTION, OPEN, Policy, Target, decide
 
 P = Policy()
 
@@ -16,7 +16,8 @@ P = Policy()
 def route(
     sql: str, policy: Policy = P, *, trx: bool = False, wrote: bool = False, last: bool = True
 ) -> Target:
-    return decide(classify(sql), policy, in_transaction=trx, wrote=wrote, has_last_used=last).target
+    context = OPEN if trx else NO_TRANSACTION
+    return decide(classify(sql), policy, trx=context, wrote=wrote, has_last_used=last).target
 
 
 @pytest.mark.parametrize(
@@ -38,11 +39,9 @@ def test_last_used_guess_before_anything_ran_goes_to_master() -> None:
     assert route("SELECT FOUND_ROWS()", last=False) is Target.MASTER
 
 
-def test_transaction_pins_to_master_and_ignores_hints() -> None:
-    d = decide(
-        classify("/*ms=slave*/SELECT 1"), P, in_transaction=True, wrote=False, has_last_used=True
-    )
-    assert d.target is Target.MASTER
+def test_transaction_pins_to_its_backend_and_ignores_hints() -> None:
+    d = decide(classify("/*ms=slave*/SELECT 1"), P, trx=OPEN, wrote=False, has_last_used=True)
+    assert d.target is Target.TRANSACTION
     assert "hint ms=slave ignored" in d.reason
     assert d.stat == "trx_master_forced"
 
@@ -65,12 +64,44 @@ def test_no_slaves_means_master() -> None:
 
 
 def test_strong_consistency_sends_reads_to_master() -> None:
-    assert route("SELECT 1", Policy(strong_consistency=True)) is Target.MASTER
+    assert route("SELECT 1", Policy(qos="strong")) is Target.MASTER
+    assert route("/*ms=strong*/SELECT 1") is Target.MASTER
+    assert route("/*ms=eventual*/SELECT 1", Policy(qos="strong")) is Target.SLAVE
+    assert route("/*ms=slave*/SELECT 1", Policy(qos="strong")) is Target.SLAVE  # routing hint wins
+
+
+def test_autocommit_off_starts_transactions_on_the_master() -> None:
+    d = decide(classify("SELECT 1"), P, trx=AUTOCOMMIT_OFF, wrote=False, has_last_used=False)
+    assert d.target is Target.MASTER and d.stat == "trx_master_forced"
+
+
+def test_read_only_transaction_goes_to_a_slave_only_with_stickiness_on() -> None:
+    c = classify("START TRANSACTION READ ONLY")
+    on = decide(
+        c, Policy(trx_stickiness="on"), trx=NO_TRANSACTION, wrote=False, has_last_used=False
+    )
+    assert on.target is Target.SLAVE and on.stat == "trx_read_only_slave"
+    master = decide(c, P, trx=NO_TRANSACTION, wrote=False, has_last_used=False)
+    assert master.target is Target.MASTER
+
+
+def test_session_consistency_is_asked_for_reads_only() -> None:
+    policy = Policy(qos="session")
+    assert (
+        decide(classify("SELECT 1"), policy, trx="", wrote=True, has_last_used=True).consistency
+        == "session"
+    )
+    assert (
+        decide(
+            classify("/*ms=session*/SELECT 1"), P, trx="", wrote=True, has_last_used=True
+        ).consistency
+        == "session"
+    )
 
 
 def test_decision_stats_use_mysqlnd_ms_names() -> None:
     def stat(sql: str) -> str:
-        return decide(classify(sql), P, in_transaction=False, wrote=False, has_last_used=True).stat
+        return decide(classify(sql), P, trx=NO_TRANSACTION, wrote=False, has_last_used=True).stat
 
     assert stat("SELECT 1") == "use_slave_guess"
     assert stat("UPDATE t SET a = 1") == "use_master_guess"

@@ -1,0 +1,149 @@
+"""GTIDs for read-your-writes: read them from OK packets, compare them, build the replica check.
+
+Pure functions plus one small per-connection state object; the facade does the I/O.
+
+MariaDB: the master reports ``last_gtid`` through session state tracking
+(``session_track_system_variables``); a replica has applied GTID ``D-S-N`` when its
+``gtid_slave_pos`` holds sequence number >= N for domain D; ``MASTER_GTID_WAIT(gtid, timeout)``
+returns 0 once applied, -1 on timeout.
+MySQL: ``session_track_gtids=OWN_GTID`` reports the transaction's GTID set;
+``WAIT_FOR_EXECUTED_GTID_SET(set, timeout)`` returns 0 once applied, 1 on timeout.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Final
+
+__all__ = [
+    "SESSION_STATE_CHANGED",
+    "GtidState",
+    "covers",
+    "gtid_from_session_state",
+    "is_valid_gtid",
+    "parse_mariadb_gtid",
+    "tracking_setup_sql",
+    "wait_sql",
+]
+
+SESSION_STATE_CHANGED: Final = 0x4000  # server status flag: the OK packet carries session state
+_TRACK_SYSTEM_VARIABLES: Final = 0
+_TRACK_GTIDS: Final = 3
+_MARIADB_GTID: Final = re.compile(r"\d+-\d+-\d+(?:,\d+-\d+-\d+)*")
+_MYSQL_GTID: Final = re.compile(r"[0-9A-Fa-f:,\-\s]+")
+
+
+def _lenenc_int(data: bytes, pos: int) -> tuple[int, int]:
+    first = data[pos]
+    if first < 0xFB:
+        return first, pos + 1
+    size = {0xFC: 2, 0xFD: 3, 0xFE: 8}.get(first)
+    if size is None:
+        raise ValueError("bad length-encoded integer")
+    return int.from_bytes(data[pos + 1 : pos + 1 + size], "little"), pos + 1 + size
+
+
+def _lenenc_bytes(data: bytes, pos: int) -> tuple[bytes, int]:
+    length, pos = _lenenc_int(data, pos)
+    if pos + length > len(data):
+        raise ValueError("truncated length-encoded string")
+    return data[pos : pos + length], pos + length
+
+
+def gtid_from_session_state(message: bytes) -> str | None:
+    """Return the GTID reported in an OK packet's session-state block, if there is one.
+
+    *message* is what PyMySQL keeps after the OK packet's warning count: with
+    CLIENT.SESSION_TRACK, a length-encoded info string, then the length-encoded state block.
+    Malformed data gives None: a missed GTID only sends a session read to the master.
+    """
+    try:
+        _info, pos = _lenenc_bytes(message, 0)
+        block, _ = _lenenc_bytes(message, pos)
+        found: str | None = None
+        i = 0
+        while i < len(block):
+            kind = block[i]
+            data, i = _lenenc_bytes(block, i + 1)
+            if kind == _TRACK_SYSTEM_VARIABLES:
+                name, j = _lenenc_bytes(data, 0)
+                if name == b"last_gtid":
+                    value, _ = _lenenc_bytes(data, j)
+                    found = value.decode("ascii") or found
+            elif kind == _TRACK_GTIDS and len(data) > 1:
+                value, _ = _lenenc_bytes(data, 1)  # byte 0: encoding specification
+                found = value.decode("ascii") or found
+        return found
+    except (ValueError, IndexError, UnicodeDecodeError):
+        return None
+
+
+def parse_mariadb_gtid(text: str) -> dict[int, int]:
+    """``"0-1-5,1-2-9"`` -> {domain: sequence number}; empty for text that is not a position."""
+    positions: dict[int, int] = {}
+    for part in text.replace(" ", "").split(","):
+        pieces = part.split("-")
+        if len(pieces) == 3 and all(p.isdigit() for p in pieces):
+            domain, seq = int(pieces[0]), int(pieces[2])
+            positions[domain] = max(seq, positions.get(domain, 0))
+    return positions
+
+
+def covers(position: str | None, gtid: str) -> bool:
+    """True if a replica at *position* has applied MariaDB GTID *gtid* (MySQL: exact match only)."""
+    if not position:
+        return False
+    need = parse_mariadb_gtid(gtid)
+    if not need:
+        return position == gtid
+    have = parse_mariadb_gtid(position)
+    return all(have.get(domain, -1) >= seq for domain, seq in need.items())
+
+
+def is_valid_gtid(gtid: str, flavor: str) -> bool:
+    pattern = _MARIADB_GTID if flavor == "mariadb" else _MYSQL_GTID
+    return pattern.fullmatch(gtid.strip()) is not None
+
+
+def wait_sql(flavor: str, gtid: str, timeout: float) -> str:
+    """The statement that returns 0 once the replica has applied *gtid* (validated, inlined).
+
+    Inlined rather than a parameter because it is prepended to the application's statement,
+    whose own %s placeholders PyMySQL interpolates; the GTID's characters are checked first.
+    """
+    if not is_valid_gtid(gtid, flavor):
+        raise ValueError(f"not a {flavor} GTID: {gtid!r}")
+    if flavor == "mariadb":
+        return f"SELECT MASTER_GTID_WAIT('{gtid.strip()}', {timeout:g})"
+    return f"SELECT WAIT_FOR_EXECUTED_GTID_SET('{gtid.strip()}', {timeout:g})"
+
+
+def tracking_setup_sql(flavor: str) -> str:
+    """Make the master report this session's GTID in every OK packet."""
+    if flavor == "mariadb":
+        return (
+            "SET SESSION session_track_system_variables = "
+            "CONCAT(@@session.session_track_system_variables, ',last_gtid')"
+        )
+    return "SET SESSION session_track_gtids = OWN_GTID"
+
+
+@dataclass(slots=True)
+class GtidState:
+    """Per facade connection: the GTID its reads must see, and what replicas are known to have."""
+
+    gtid: str | None = None  # what reads must see: the last write, or one given to set_qos()
+    last_write: str | None = None  # the GTID of this connection's last write
+    written_at: float = 0.0  # monotonic time of that write (0: given, not written here)
+    untracked_write: bool = False  # wrote without learning the GTID: session reads -> master
+    confirmed: dict[str, str] = field(default_factory=dict)  # replica alias -> GTID it has
+    # Adaptive guess of how long replicas take to apply a write: a session read sooner than
+    # this after the write goes straight to the master instead of paying a failed check.
+    apply_delay: float = 0.0
+
+    def check_failed(self, elapsed: float) -> None:
+        self.apply_delay = min(1.0, max(self.apply_delay * 2, elapsed * 2, 0.0005))
+
+    def check_passed(self) -> None:
+        self.apply_delay *= 0.8
