@@ -423,17 +423,23 @@ class Connection:
                 )
             return self._slave(candidates), f"{d.reason}; session: nothing written yet"
         gtid = gs.gtid
-        for name in candidates:
-            if covers(gs.confirmed.get(name), gtid):
-                counts["gtid_replica_known"] += 1
-                return self._slave((name,)), f"{d.reason}; session: {name} has {gtid}"
-        elapsed = time.monotonic() - gs.written_at if gs.written_at else float("inf")
-        if elapsed < gs.apply_delay:
-            counts["use_master_session"] += 1
-            return self._master(), f"{d.reason}; session: replicas are likely still applying {gtid}"
-        backend = self._slave(candidates)
+        backend = self._slave(candidates)  # the load balancer picks first, as for any read
         if backend.role == "master":
             return backend, d.reason
+        if covers(gs.confirmed.get(backend.name), gtid):
+            counts["gtid_replica_known"] += 1
+            return backend, f"{d.reason}; session: {backend.name} has {gtid}"
+        elapsed = time.monotonic() - gs.written_at if gs.written_at else float("inf")
+        if elapsed < gs.apply_delay:
+            # Replicas have recently needed longer than this to apply a write: a check now
+            # would most likely fail and cost a second round trip.
+            for name in candidates:
+                if covers(gs.confirmed.get(name), gtid):
+                    counts["gtid_replica_known"] += 1
+                    return self._slave((name,)), f"{d.reason}; session: {name} has {gtid}"
+            gs.skipped_check()
+            counts["use_master_session"] += 1
+            return self._master(), f"{d.reason}; session: replicas are likely still applying {gtid}"
         if self._injection is not None and self._injection.check_for_gtid:
             self._check = self._injection.check_for_gtid.replace("#GTID", f"'{gtid}'")
         else:

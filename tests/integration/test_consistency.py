@@ -1,0 +1,197 @@
+"""Service levels on the live topology: strong, session (read-your-writes via GTIDs), age."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+import msplugin
+from msplugin.monitor import monitor
+from msplugin.sandbox import Sandbox
+
+pytestmark = pytest.mark.integration
+PRIMARY = 1
+REPLICAS = {2, 3}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def table(sandbox: Sandbox) -> None:
+    with msplugin.connect("sandbox", config=str(sandbox.config_path)) as c:
+        c.cursor().execute(
+            "CREATE TABLE IF NOT EXISTS ryw (id INT AUTO_INCREMENT PRIMARY KEY, v INT)"
+        )
+    sandbox.wait_replicated()
+
+
+@pytest.fixture(autouse=True)
+def fresh_monitor() -> Iterator[None]:
+    yield
+    monitor.stop()
+
+
+def sid(conn: msplugin.Connection, sql: str = "SELECT @@server_id") -> int:
+    cur = conn.cursor()
+    cur.execute(sql)
+    row = cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_strong_sends_everything_to_the_master(make_config: Callable[..., str]) -> None:
+    config = make_config(filters={"quality_of_service": {"strong_consistency": 1}})
+    with msplugin.connect("sandbox", config=config) as c:
+        assert {sid(c) for _ in range(5)} == {PRIMARY}
+        assert c.stats()["use_master_qos_strong"] == 5
+        assert sid(c, "/*ms=eventual*/SELECT @@server_id") in REPLICAS
+
+
+def test_strong_hint_applies_to_one_statement(sandbox: Sandbox) -> None:
+    with msplugin.connect("sandbox", config=str(sandbox.config_path)) as c:
+        assert sid(c, "/*ms=strong*/SELECT @@server_id") == PRIMARY
+        assert sid(c) in REPLICAS
+
+
+def write_then_read_loop(c: msplugin.Connection, n: int) -> tuple[int, int]:
+    """Write a row, read it back at once; return (stale reads, reads served by replicas)."""
+    cur = c.cursor()
+    stale = replica = 0
+    for i in range(n):
+        cur.execute("INSERT INTO ryw (v) VALUES (%s)", (i,))
+        new_id = cur.lastrowid
+        cur.execute("SELECT v FROM ryw WHERE id = %s", (new_id,))
+        if cur.fetchone() != (i,):
+            stale += 1
+        used = c.last_used
+        assert used is not None
+        replica += used.role == "slave"
+    return stale, replica
+
+
+def test_session_consistency_never_reads_stale(make_config: Callable[..., str]) -> None:
+    config = make_config(filters={"quality_of_service": {"session_consistency": 1}, "random": {}})
+    with msplugin.connect("sandbox", config=config) as c:
+        stale, replica = write_then_read_loop(c, 2000)
+        stats = c.stats()
+    consistency = {k: v for k, v in stats.items() if k.startswith(("gtid", "use_master_session"))}
+    print(f"\n2000 write-then-read: {stale} stale, {replica} on replicas; {consistency}")
+    assert stale == 0
+    assert stats["gtid_tracked"] == 2000
+    assert stats["gtid_checks"] + stats["use_master_session"] + stats["gtid_replica_known"] >= 2000
+
+
+def test_eventual_reads_right_after_writes_can_be_stale_which_is_why_session_exists(
+    make_config: Callable[..., str],
+) -> None:
+    # Not an assertion about msplugin's correctness but about the test: it must be able to
+    # catch stale reads at all, or the zero above would prove nothing.
+    with msplugin.connect("sandbox", config=make_config(filters=["random"])) as c:
+        stale, replica = write_then_read_loop(c, 300)
+    assert replica == 300 and stale > 0
+
+
+def test_session_reads_after_replicas_caught_up_use_replicas(
+    sandbox: Sandbox, make_config: Callable[..., str]
+) -> None:
+    config = make_config(
+        filters={"quality_of_service": {"session_consistency": 1}, "roundrobin": {}}
+    )
+    with msplugin.connect("sandbox", config=config) as c:
+        cur = c.cursor()
+        cur.execute("INSERT INTO ryw (v) VALUES (-1)")
+        gtid = c.last_gtid()
+        assert gtid is not None and gtid.startswith("0-1-")
+        sandbox.wait_replicated()
+        time.sleep(0.01)
+        ids = [sid(c) for _ in range(6)]
+        assert set(ids) == REPLICAS  # both replicas serve once they have the write
+        assert c.stats()["gtid_check_failed"] == 0
+        assert c.stats()["gtid_replica_known"] >= 4  # checked once each, then known
+
+
+def test_runtime_session_level_and_carrying_a_gtid_across_connections(
+    sandbox: Sandbox,
+) -> None:
+    with msplugin.connect("sandbox", config=str(sandbox.config_path)) as writer:
+        writer.set_qos("session")
+        cur = writer.cursor()
+        cur.execute("INSERT INTO ryw (v) VALUES (424242)")
+        gtid = writer.last_gtid()
+    assert gtid is not None
+    # A later request, another connection: it must see the first one's write.
+    with msplugin.connect("sandbox", config=str(sandbox.config_path)) as reader:
+        reader.set_qos("session", gtid=gtid)
+        cur = reader.cursor()
+        cur.execute("SELECT COUNT(*) FROM ryw WHERE v = 424242")
+        assert cur.fetchone() == (1,)
+    with (
+        msplugin.connect("sandbox", config=str(sandbox.config_path)) as c,
+        pytest.raises(msplugin.ProgrammingError),
+    ):
+        c.set_qos("session", gtid="not a gtid; DROP TABLE ryw")
+
+
+def test_session_without_a_known_gtid_reads_from_the_master(sandbox: Sandbox) -> None:
+    with msplugin.connect("sandbox", config=str(sandbox.config_path)) as c:
+        c.cursor().execute("INSERT INTO ryw (v) VALUES (7)")  # written before session was asked
+        c.set_qos("session")
+        assert sid(c) == PRIMARY
+        assert c.stats()["use_master_session"] == 1
+
+
+def test_multi_statements_stay_refused_on_gtid_checked_replicas(
+    make_config: Callable[..., str],
+) -> None:
+    config = make_config(filters={"quality_of_service": {"session_consistency": 1}})
+    with msplugin.connect("sandbox", config=config) as c:
+        with pytest.raises(msplugin.ProgrammingError, match="multi-statement strings need"):
+            c.cursor().execute("/*ms=slave*/SELECT 1; SELECT 2")
+        assert sid(c) in REPLICAS
+
+
+def test_age_avoids_a_replica_whose_sql_thread_stopped(
+    sandbox: Sandbox, make_config: Callable[..., str]
+) -> None:
+    config = make_config(
+        filters={"quality_of_service": {"eventual_consistency": {"age": 5}}, "roundrobin": {}},
+        replica_status_interval=0.2,
+    )
+    stopped = sandbox.replicas[0]
+    with msplugin.connect("sandbox", config=config) as c:
+        assert {sid(c) for _ in range(4)} == REPLICAS
+        with sandbox.admin(stopped) as admin, admin.cursor() as cur:
+            cur.execute("STOP SLAVE SQL_THREAD")
+        try:
+            c.cursor().execute("INSERT INTO ryw (v) VALUES (1)")
+            time.sleep(0.5)  # more than two refresh intervals
+            assert {sid(c) for _ in range(6)} == {3}, "reads must avoid the stopped replica"
+            assert "within age" not in c.explain("SELECT 1").reason
+        finally:
+            with sandbox.admin(stopped) as admin, admin.cursor() as cur:
+                cur.execute("START SLAVE SQL_THREAD")
+        sandbox.wait_replicated()
+        time.sleep(0.5)
+        assert {sid(c) for _ in range(4)} == REPLICAS, "the replica must come back"
+
+
+def test_no_replica_within_age_falls_back_to_master_or_fails(
+    sandbox: Sandbox, make_config: Callable[..., str]
+) -> None:
+    for node in sandbox.replicas:
+        with sandbox.admin(node) as admin, admin.cursor() as cur:
+            cur.execute("STOP SLAVE SQL_THREAD")
+    try:
+        with msplugin.connect("sandbox", config=make_config(replica_status_interval=0.2)) as c:
+            c.set_qos("eventual", age=1)
+            assert sid(c) == PRIMARY
+            assert c.stats()["use_master_age"] == 1
+        with msplugin.connect("sandbox", config=make_config(failover="disabled")) as c:
+            c.set_qos("eventual", age=1)
+            with pytest.raises(msplugin.NoBackendAvailable, match="no replica within age 1 s"):
+                sid(c)
+    finally:
+        for node in sandbox.replicas:
+            with sandbox.admin(node) as admin, admin.cursor() as cur:
+                cur.execute("START SLAVE SQL_THREAD")
+        sandbox.wait_replicated()

@@ -1,0 +1,173 @@
+"""Transactions are never split: SQL- and API-level, read-only on one slave, implicit commits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+import msplugin
+from msplugin.sandbox import Sandbox
+
+pytestmark = pytest.mark.integration
+PRIMARY = 1
+REPLICAS = {2, 3}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def table(sandbox: Sandbox) -> None:
+    with msplugin.connect("sandbox", config=str(sandbox.config_path)) as c:
+        c.cursor().execute(
+            "CREATE TABLE IF NOT EXISTS trx (id INT AUTO_INCREMENT PRIMARY KEY, v INT)"
+        )
+    sandbox.wait_replicated()
+
+
+@pytest.fixture
+def conn(sandbox: Sandbox) -> Iterator[msplugin.Connection]:
+    with msplugin.connect("sandbox", config=str(sandbox.config_path)) as c:
+        yield c
+
+
+def sid(conn: msplugin.Connection, sql: str = "SELECT @@server_id") -> int:
+    cur = conn.cursor()
+    cur.execute(sql)
+    row = cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def run(conn: msplugin.Connection, sql: str) -> None:
+    conn.cursor().execute(sql)
+
+
+def test_sql_transaction_stays_on_the_master(conn: msplugin.Connection) -> None:
+    assert sid(conn) in REPLICAS
+    run(conn, "START TRANSACTION")
+    assert sid(conn) == PRIMARY
+    run(conn, "INSERT INTO trx (v) VALUES (1)")
+    assert sid(conn, "SELECT @@server_id FROM trx LIMIT 1") == PRIMARY
+    run(conn, "COMMIT")
+    assert sid(conn) in REPLICAS
+    assert conn.stats()["trx_master_forced"] == 4  # SELECT, INSERT, SELECT, COMMIT
+
+
+def test_rolled_back_sql_transaction_ends_too(conn: msplugin.Connection) -> None:
+    run(conn, "BEGIN")
+    assert sid(conn) == PRIMARY
+    run(conn, "ROLLBACK")
+    assert sid(conn) in REPLICAS
+
+
+def test_hints_are_ignored_inside_a_transaction(conn: msplugin.Connection) -> None:
+    run(conn, "BEGIN")
+    assert sid(conn, "/*ms=slave*/SELECT @@server_id") == PRIMARY
+    assert "hint ms=slave ignored" in conn.explain("/*ms=slave*/SELECT 1").reason
+    run(conn, "COMMIT")
+    assert sid(conn, "/*ms=slave*/SELECT @@server_id") in REPLICAS
+
+
+def test_api_transaction(conn: msplugin.Connection) -> None:
+    conn.begin()
+    assert sid(conn) == PRIMARY
+    conn.commit()
+    assert sid(conn) in REPLICAS
+    conn.begin()
+    run(conn, "INSERT INTO trx (v) VALUES (777)")
+    conn.rollback()
+    assert sid(conn) in REPLICAS
+    cur = conn.cursor()
+    cur.execute("/*ms=master*/SELECT COUNT(*) FROM trx WHERE v = 777")
+    assert cur.fetchone() == (0,)
+
+
+def test_autocommit_off_keeps_every_transaction_on_the_master(conn: msplugin.Connection) -> None:
+    conn.autocommit(False)
+    assert sid(conn) == PRIMARY
+    conn.commit()
+    assert sid(conn) == PRIMARY  # the next transaction starts at once: autocommit is still off
+    conn.autocommit(True)
+    assert sid(conn) in REPLICAS
+    assert conn.stats()["trx_autocommit_off"] == 1 and conn.stats()["trx_autocommit_on"] == 1
+
+
+def test_sql_autocommit_off_is_seen_from_the_server_status(conn: msplugin.Connection) -> None:
+    run(conn, "SET autocommit = 0")
+    assert sid(conn) == PRIMARY
+    run(conn, "COMMIT")
+    assert sid(conn) == PRIMARY  # still autocommit=0 on the master: a new transaction
+    run(conn, "SET autocommit = 1")
+    assert sid(conn) in REPLICAS
+
+
+def test_ddl_implicit_commit_ends_the_transaction(conn: msplugin.Connection) -> None:
+    run(conn, "BEGIN")
+    run(conn, "INSERT INTO trx (v) VALUES (5)")
+    assert sid(conn) == PRIMARY
+    run(conn, "CREATE TABLE IF NOT EXISTS trx_ddl (a INT)")  # commits implicitly
+    assert sid(conn) in REPLICAS
+
+
+def test_xa_transaction_stays_on_the_master(conn: msplugin.Connection) -> None:
+    run(conn, "XA START 'msplugin-xa'")
+    run(conn, "INSERT INTO trx (v) VALUES (9)")
+    run(conn, "XA END 'msplugin-xa'")
+    assert sid(conn) == PRIMARY
+    run(conn, "XA PREPARE 'msplugin-xa'")
+    run(conn, "XA COMMIT 'msplugin-xa'")
+    assert sid(conn) in REPLICAS
+
+
+def test_read_only_transactions_run_on_one_slave(make_config: Callable[..., str]) -> None:
+    with msplugin.connect(
+        "sandbox", config=make_config(trx_stickiness="on", filters=["roundrobin"])
+    ) as c:
+        run(c, "START TRANSACTION READ ONLY")
+        first = c.last_used
+        assert first is not None and first.role == "slave"
+        ids = {sid(c) for _ in range(4)}  # round robin would alternate outside the transaction
+        assert len(ids) == 1 and ids <= REPLICAS
+        run(c, "COMMIT")
+        assert {sid(c) for _ in range(2)} == REPLICAS  # alternating again
+        c.begin(read_only=True)
+        assert c.last_used is not None and c.last_used.role == "slave"
+        assert len({sid(c) for _ in range(3)}) == 1
+        c.commit()
+        run(c, "BEGIN")  # a read-write transaction still goes to the master
+        assert sid(c) == PRIMARY
+        run(c, "COMMIT")
+        assert c.stats()["trx_read_only_slave"] == 2
+
+
+def test_read_only_transaction_stays_on_the_master_with_stickiness_master(
+    conn: msplugin.Connection,
+) -> None:
+    conn.begin(read_only=True)
+    assert sid(conn) == PRIMARY
+    conn.commit()
+
+
+def test_disabled_stickiness_splits_transactions(make_config: Callable[..., str]) -> None:
+    with msplugin.connect("sandbox", config=make_config(trx_stickiness="disabled")) as c:
+        run(c, "BEGIN")
+        assert sid(c) in REPLICAS  # mysqlnd_ms's old, unsafe behaviour, as documented
+        run(c, "COMMIT")
+
+
+def test_master_on_write(make_config: Callable[..., str]) -> None:
+    with msplugin.connect("sandbox", config=make_config(master_on_write=True)) as c:
+        assert sid(c) in REPLICAS
+        run(c, "INSERT INTO trx (v) VALUES (2)")
+        assert sid(c) == PRIMARY
+        assert sid(c) == PRIMARY
+        assert sid(c, "/*ms=slave*/SELECT @@server_id") in REPLICAS  # hints still win
+        assert c.stats()["use_master_on_write"] == 2
+
+
+def test_set_qos_is_refused_inside_a_transaction(conn: msplugin.Connection) -> None:
+    conn.begin()
+    with pytest.raises(msplugin.TransactionError, match="inside a transaction"):
+        conn.set_qos("strong")
+    conn.commit()
+    conn.set_qos("strong")
+    assert sid(conn) == PRIMARY

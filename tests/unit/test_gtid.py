@@ -1,0 +1,85 @@
+"""GTID helpers: session-state parsing, comparison, the check statement. No server."""
+
+from __future__ import annotations
+
+import pytest
+
+from msplugin.consistency import (
+    GtidState,
+    covers,
+    gtid_from_session_state,
+    parse_mariadb_gtid,
+    wait_sql,
+)
+
+
+def lenenc(data: bytes) -> bytes:
+    assert len(data) < 251
+    return bytes([len(data)]) + data
+
+
+def sysvar(name: bytes, value: bytes) -> bytes:
+    return b"\x00" + lenenc(lenenc(name) + lenenc(value))
+
+
+def test_last_gtid_from_a_real_mariadb_ok_packet() -> None:
+    # Captured from MariaDB 10.11 after an INSERT with last_gtid tracked.
+    assert gtid_from_session_state(b"\x00\x12\x00\x10\tlast_gtid\x050-1-7") == "0-1-7"
+
+
+def test_other_tracked_variables_and_info_text_are_skipped() -> None:
+    block = sysvar(b"autocommit", b"OFF") + sysvar(b"last_gtid", b"0-1-42")
+    assert gtid_from_session_state(lenenc(b"Rows matched: 1") + lenenc(block)) == "0-1-42"
+    assert gtid_from_session_state(lenenc(b"") + lenenc(sysvar(b"autocommit", b"ON"))) is None
+
+
+def test_mysql_gtid_tracker() -> None:
+    gtids = b"3E11FA47-71CA-11E1-9E33-C80AA9429562:23"
+    block = b"\x03" + lenenc(b"\x00" + lenenc(gtids))
+    assert gtid_from_session_state(lenenc(b"") + lenenc(block)) == gtids.decode()
+
+
+@pytest.mark.parametrize(
+    "junk", [b"", b"\x00", b"\x00\x09\x00\xff", b"\xfb\xfb", b"\x00\x05\x00\x10abc"]
+)
+def test_malformed_session_state_gives_none(junk: bytes) -> None:
+    assert gtid_from_session_state(junk) is None
+
+
+def test_mariadb_positions_compare_per_domain() -> None:
+    assert parse_mariadb_gtid("0-1-5,1-2-9") == {0: 5, 1: 9}
+    assert covers("0-1-5", "0-1-5")
+    assert covers("0-2-9", "0-1-5")  # a later sequence number in the same domain
+    assert not covers("0-1-4", "0-1-5")
+    assert not covers("1-1-9", "0-1-5")  # another domain says nothing
+    assert covers("0-1-5,1-1-3", "1-1-3")
+    assert not covers(None, "0-1-5") and not covers("", "0-1-5")
+
+
+def test_wait_statement_inlines_only_a_valid_gtid() -> None:
+    assert wait_sql("mariadb", "0-1-5", 0) == "SELECT MASTER_GTID_WAIT('0-1-5', 0)"
+    assert wait_sql("mariadb", "0-1-5", 0.5) == "SELECT MASTER_GTID_WAIT('0-1-5', 0.5)"
+    assert wait_sql("mysql", "3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5", 1).startswith(
+        "SELECT WAIT_FOR_EXECUTED_GTID_SET('3E11FA47"
+    )
+    for bad in ("0-1-5'); DROP TABLE t; --", "%s", "0-1"):
+        with pytest.raises(ValueError):
+            wait_sql("mariadb", bad, 0)
+    with pytest.raises(ValueError):
+        wait_sql("mysql", "x'; DROP", 0)
+
+
+def test_apply_delay_adapts() -> None:
+    gs = GtidState()
+    gs.check_failed(0.002)
+    assert gs.apply_delay == pytest.approx(0.004)
+    gs.check_failed(0.0001)
+    assert gs.apply_delay == pytest.approx(0.008)
+    gs.check_passed()
+    assert gs.apply_delay == pytest.approx(0.0064)
+    for _ in range(100):
+        gs.skipped_check()
+    assert gs.apply_delay < 0.001
+    for _ in range(50):
+        gs.check_failed(10)
+    assert gs.apply_delay == 1.0
