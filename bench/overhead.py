@@ -86,6 +86,68 @@ def measure(config: str, group: str, rounds: int, n: int) -> dict[str, Any]:
     }
 
 
+def read_after_write(conn: msplugin.Connection, n: int, pause: float) -> dict[str, float]:
+    """n x (INSERT, optional pause, timed SELECT of that row); latency of the SELECT only."""
+    cur = conn.cursor()
+    times, replica, stale = [], 0, 0
+    for i in range(n):
+        cur.execute("INSERT INTO bench_rw (v) VALUES (%s)", (i,))
+        row_id = cur.lastrowid
+        if pause:
+            time.sleep(pause)
+        t = time.perf_counter()
+        cur.execute("SELECT v FROM bench_rw WHERE id = %s", (row_id,))
+        row = cur.fetchone()
+        times.append(time.perf_counter() - t)
+        used = conn.last_used
+        replica += used is not None and used.role == "slave"
+        stale += row != (i,)
+    return {
+        "read_us_median": statistics.median(times) * 1e6,
+        "replica_share": replica / n,
+        "stale": stale,
+    }
+
+
+def consistency_cost(config: str, group: str, n: int, rounds: int) -> dict[str, Any]:
+    """Session-consistent reads versus eventual reads right after writes, interleaved."""
+    data = json.loads(Path(config).read_text())
+    data[group]["filters"] = {"quality_of_service": {"session_consistency": 1}, "random": {}}
+    session_config = Path(tempfile.mkdtemp(prefix="msplugin-bench-")) / "session.json"
+    session_config.write_text(json.dumps(data))
+    session_config.chmod(0o600)
+    data[group]["filters"] = {"random": {}}
+    eventual_config = session_config.with_name("eventual.json")
+    eventual_config.write_text(json.dumps(data))
+    eventual_config.chmod(0o600)
+    with msplugin.connect(group, config=config) as c:
+        c.cursor().execute(
+            "CREATE TABLE IF NOT EXISTS bench_rw (id INT AUTO_INCREMENT PRIMARY KEY, v INT)"
+        )
+    results: dict[str, Any] = {}
+    for label, pause in (("right_after_write", 0.0), ("replicas_keep_up", 0.005)):
+        runs: dict[str, list[dict[str, float]]] = {"eventual": [], "session": []}
+        for r in range(rounds):
+            order = ("eventual", "session") if r % 2 == 0 else ("session", "eventual")
+            for level in order:
+                path = session_config if level == "session" else eventual_config
+                with msplugin.connect(group, config=str(path)) as c:
+                    runs[level].append(read_after_write(c, n, pause))
+        summary = {
+            level: {
+                key: statistics.median(run[key] for run in rs)
+                for key in ("read_us_median", "replica_share")
+            }
+            | {"stale": sum(run["stale"] for run in rs)}
+            for level, rs in runs.items()
+        }
+        summary["latency_ratio_session_eventual"] = (
+            summary["session"]["read_us_median"] / summary["eventual"]["read_us_median"]
+        )
+        results[label] = summary
+    return results
+
+
 def classifier_cost() -> dict[str, float]:
     classify(TEMPLATE_100)
     n = 1_000_000
@@ -114,6 +176,7 @@ def main() -> int:
         results = {
             "select_1": measure(config, args.group, args.rounds, args.statements),
             "classifier": classifier_cost(),
+            "consistency": consistency_cost(config, args.group, n=300, rounds=4),
         }
     finally:
         if sandbox is not None:
@@ -134,6 +197,18 @@ def main() -> int:
     print(
         f"classifier, {c['statement_chars']}-char statement: {c['cached_us']:.3f} us cached, {c['uncached_us']:.2f} us uncached"
     )
+    for label, r in results["consistency"].items():
+        e, ss = r["eventual"], r["session"]
+        print(f"reads {label.replace('_', ' ')} (4 interleaved rounds x 300):")
+        print(
+            f"  eventual: {e['read_us_median']:7.1f} us/read, {e['replica_share']:6.1%} on replicas, {e['stale']} stale"
+        )
+        print(
+            f"  session:  {ss['read_us_median']:7.1f} us/read, {ss['replica_share']:6.1%} on replicas, {ss['stale']} stale"
+        )
+        print(
+            f"  session/eventual latency: {r['latency_ratio_session_eventual']:.2f} (target <= 1.2 when replicas keep up)"
+        )
     out = Path(__file__).with_name("results.json")
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"written: {out}")
