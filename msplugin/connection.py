@@ -227,8 +227,13 @@ class Connection:
         # checks a replica has it (set by _route, consumed by the cursor).
         self._gtid = GtidState()
         self._injection = group.global_transaction_id_injection
-        self._track_gtids = qos == "session"
+        # Native GTID tracking, unless a ported mysqlnd_ms config fetches GTIDs with its own SQL.
+        self._track_gtids = qos == "session" and not (
+            self._injection is not None and self._injection.fetch_last_gtid
+        )
+        self._session_configured = qos == "session"
         self._check: str | None = None
+        self._check_is_wait = True  # native wait (0 = applied) or check_for_gtid (a row = applied)
         self._c: Classification | None = None
         self._user_multi = bool(int(connect_kwargs.get("client_flag", 0)) & CLIENT.MULTI_STATEMENTS)
         if age is not None:
@@ -441,8 +446,13 @@ class Connection:
             counts["use_master_session"] += 1
             return self._master(), f"{d.reason}; session: replicas are likely still applying {gtid}"
         if self._injection is not None and self._injection.check_for_gtid:
+            if not (is_valid_gtid(gtid, "mariadb") or is_valid_gtid(gtid, "mysql")):
+                counts["use_master_session"] += 1
+                return self._master(), f"{d.reason}; session: cannot check GTID {gtid!r}"
             self._check = self._injection.check_for_gtid.replace("#GTID", f"'{gtid}'")
+            self._check_is_wait = False
         else:
+            self._check_is_wait = True
             timeout = self._injection.wait_for_gtid_timeout if self._injection else 0
             try:
                 self._check = wait_sql(backend.flavor, gtid, timeout)
@@ -541,7 +551,7 @@ class Connection:
             flags = CLIENT.SESSION_TRACK  # free until a tracked variable changes
         else:
             # Lets a session-consistent read carry its GTID check in the same packet.
-            flags = CLIENT.MULTI_STATEMENTS if self._track_gtids else 0
+            flags = CLIENT.MULTI_STATEMENTS if self._session_configured else 0
         try:
             backend.connect(self._defaults, self._overrides, flags=flags)
         except err.OperationalError:
@@ -761,7 +771,12 @@ class Connection:
                     c.route, "last_used", None, f"{d.reason}; would fail: nothing ran yet"
                 )
             return Explanation(c.route, last.role, last.name, d.reason)
-        return Explanation(c.route, "slave", self._picker.peek(self._slave_names), d.reason)
+        reason = d.reason
+        if d.consistency == "session" and c.read:
+            reason += "; service level session: a replica that has this connection's writes, else the master"
+        elif d.consistency == "eventual" and self._policy.age is not None:
+            reason += f"; service level eventual: a replica at most {self._policy.age} s behind"
+        return Explanation(c.route, "slave", self._picker.peek(self._slave_names), reason)
 
     def stats(self) -> dict[str, int]:
         """This connection's counters (see msplugin.get_stats() for the process)."""
@@ -827,10 +842,13 @@ class Cursor:
         check = conn._check
         assert check is not None
         conn._check = None
+        is_wait = conn._check_is_wait
         if backend.multi_statements:
-            cur.execute(f"{check};{query}", args)
+            # PyMySQL interpolates args into the whole text: a % of the check must be doubled.
+            prefix = check if args is None else check.replace("%", "%%")
+            cur.execute(f"{prefix};{query}", args)
             row = cur.fetchone()
-            passed = row is not None and row[0] == 0 if "WAIT" in check.upper() else row is not None
+            passed = row is not None and (row[0] == 0 if is_wait else True)
             if passed:
                 cur.nextset()
                 conn._check_result(backend, True)
@@ -841,7 +859,7 @@ class Cursor:
         else:
             cur.execute(check)
             row = cur.fetchone()
-            passed = row is not None and row[0] == 0 if "WAIT" in check.upper() else row is not None
+            passed = row is not None and (row[0] == 0 if is_wait else True)
             if passed:
                 conn._check_result(backend, True)
                 result = cur.execute(query, args)
@@ -865,7 +883,12 @@ class Cursor:
         """Route *query* once and run it for every item of *args* on that backend."""
         conn = self.connection
         backend = conn._route(query)
-        conn._check = None  # executemany is for writes; a read here needs no GTID check
+        if conn._check is not None:
+            # A session read that would need a per-execution check: the master has the data.
+            conn._check = None
+            backend = conn._master()
+            conn._last_used = backend
+            conn._stats.counts["use_master_session"] += 1
         cur = self._cursor_for(backend)
         self._current = cur
         result = cur.executemany(query, args)

@@ -195,3 +195,34 @@ def test_no_replica_within_age_falls_back_to_master_or_fails(
             with sandbox.admin(node) as admin, admin.cursor() as cur:
                 cur.execute("START SLAVE SQL_THREAD")
         sandbox.wait_replicated()
+
+
+def test_mysqlnd_ms_gtid_injection_keys(make_config: Callable[..., str]) -> None:
+    # A config ported from mysqlnd_ms: its own SQL to fetch and check GTIDs. The % in the
+    # check must survive PyMySQL's interpolation of the read's own parameters.
+    config = make_config(
+        global_transaction_id_injection={
+            "fetch_last_gtid": "SELECT @@last_gtid",
+            "check_for_gtid": "SELECT 1 FROM DUAL WHERE '%' = '%' AND MASTER_GTID_WAIT(#GTID, 0) = 0",
+            "report_error": True,
+        }
+    )
+    with msplugin.connect("sandbox", config=config) as c:
+        stale, _replica = write_then_read_loop(c, 200)
+        stats = c.stats()
+        assert c.last_gtid() is not None
+    assert stale == 0
+    assert stats["gtid_fetch"] == 200 and stats["gtid_tracked"] == 200
+
+
+def test_injection_errors_are_reported_or_logged(make_config: Callable[..., str]) -> None:
+    bad = {"fetch_last_gtid": "SELECT no_such_column FROM DUAL"}
+    config = make_config(global_transaction_id_injection=bad)
+    with msplugin.connect("sandbox", config=config) as c, pytest.raises(msplugin.OperationalError):
+        c.cursor().execute("INSERT INTO ryw (v) VALUES (1)")
+    quiet = {**bad, "report_error": False}
+    with msplugin.connect(
+        "sandbox", config=make_config(global_transaction_id_injection=quiet)
+    ) as c:
+        c.cursor().execute("INSERT INTO ryw (v) VALUES (1)")
+        assert sid(c) == PRIMARY  # GTID unknown: the session read goes to the master
