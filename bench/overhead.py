@@ -86,65 +86,99 @@ def measure(config: str, group: str, rounds: int, n: int) -> dict[str, Any]:
     }
 
 
-def read_after_write(conn: msplugin.Connection, n: int, pause: float) -> dict[str, float]:
-    """n x (INSERT, optional pause, timed SELECT of that row); latency of the SELECT only."""
-    cur = conn.cursor()
-    times, replica, stale = [], 0, 0
+def read_after_write(
+    conns: dict[str, msplugin.Connection],
+    n: int,
+    replicas: list[Any] | None,
+    reads_per_write: int = 1,
+) -> dict[str, dict[str, float]]:
+    """For each connection in turn, n times: INSERT, [untimed: wait until every replica in
+    *replicas* applied it], then a timed SELECT of that row. Interleaving the connections
+    step by step makes drift of this 2-core machine hit every level alike."""
+    times: dict[str, list[float]] = {k: [] for k in conns}
+    replica = dict.fromkeys(conns, 0)
+    stale = dict.fromkeys(conns, 0)
+    cursors = {k: c.cursor() for k, c in conns.items()}
     for i in range(n):
-        cur.execute("INSERT INTO bench_rw (v) VALUES (%s)", (i,))
-        row_id = cur.lastrowid
-        if pause:
-            time.sleep(pause)
-        t = time.perf_counter()
-        cur.execute("SELECT v FROM bench_rw WHERE id = %s", (row_id,))
-        row = cur.fetchone()
-        times.append(time.perf_counter() - t)
-        used = conn.last_used
-        replica += used is not None and used.role == "slave"
-        stale += row != (i,)
+        for level, conn in conns.items():
+            cur = cursors[level]
+            cur.execute("INSERT INTO bench_rw (v) VALUES (%s)", (i,))
+            row_id = cur.lastrowid
+            if replicas is not None:
+                cur.execute("/*ms=master*/SELECT @@gtid_binlog_pos")
+                (position,) = cur.fetchone()
+                for r in replicas:
+                    r.execute("SELECT MASTER_GTID_WAIT(%s, 5)", (position,))
+                    r.fetchall()
+            for _ in range(reads_per_write):
+                t = time.perf_counter()
+                cur.execute("SELECT v FROM bench_rw WHERE id = %s", (row_id,))
+                row = cur.fetchone()
+                times[level].append(time.perf_counter() - t)
+                used = conn.last_used
+                replica[level] += used is not None and used.role == "slave"
+                stale[level] += row != (i,)
     return {
-        "read_us_median": statistics.median(times) * 1e6,
-        "replica_share": replica / n,
-        "stale": stale,
+        level: {
+            "read_us_median": statistics.median(times[level]) * 1e6,
+            "replica_share": replica[level] / (n * reads_per_write),
+            "stale": stale[level],
+        }
+        for level in conns
     }
 
 
-def consistency_cost(config: str, group: str, n: int, rounds: int) -> dict[str, Any]:
-    """Session-consistent reads versus eventual reads right after writes, interleaved."""
+def consistency_cost(config: str, group: str, n: int) -> dict[str, Any]:
+    """Session-consistent reads versus eventual reads after writes, interleaved per write."""
     data = json.loads(Path(config).read_text())
-    data[group]["filters"] = {"quality_of_service": {"session_consistency": 1}, "random": {}}
-    session_config = Path(tempfile.mkdtemp(prefix="msplugin-bench-")) / "session.json"
-    session_config.write_text(json.dumps(data))
-    session_config.chmod(0o600)
-    data[group]["filters"] = {"random": {}}
-    eventual_config = session_config.with_name("eventual.json")
-    eventual_config.write_text(json.dumps(data))
-    eventual_config.chmod(0o600)
+    paths = {}
+    tmp = Path(tempfile.mkdtemp(prefix="msplugin-bench-"))
+    for level, filters in (
+        ("eventual", {"random": {}}),
+        ("session", {"quality_of_service": {"session_consistency": 1}, "random": {}}),
+    ):
+        data[group]["filters"] = filters
+        paths[level] = tmp / f"{level}.json"
+        paths[level].write_text(json.dumps(data))
+        paths[level].chmod(0o600)
     with msplugin.connect(group, config=config) as c:
         c.cursor().execute(
             "CREATE TABLE IF NOT EXISTS bench_rw (id INT AUTO_INCREMENT PRIMARY KEY, v INT)"
         )
+    # "Replicas keep up": before each timed read, an untimed helper connection per replica
+    # waits until that replica has applied the write.
+    helpers = [
+        pymysql.connect(
+            host=s.host,
+            port=s.port or 3306,
+            user=s.user,
+            password=s.password,
+            database=s.db,
+            autocommit=True,
+        )
+        for s in msplugin.load_config(config).group(group).slaves
+    ]
     results: dict[str, Any] = {}
-    for label, pause in (("right_after_write", 0.0), ("replicas_keep_up", 0.005)):
-        runs: dict[str, list[dict[str, float]]] = {"eventual": [], "session": []}
-        for r in range(rounds):
-            order = ("eventual", "session") if r % 2 == 0 else ("session", "eventual")
-            for level in order:
-                path = session_config if level == "session" else eventual_config
-                with msplugin.connect(group, config=str(path)) as c:
-                    runs[level].append(read_after_write(c, n, pause))
-        summary = {
-            level: {
-                key: statistics.median(run[key] for run in rs)
-                for key in ("read_us_median", "replica_share")
-            }
-            | {"stale": sum(run["stale"] for run in rs)}
-            for level, rs in runs.items()
-        }
+    waiting = [h.cursor() for h in helpers]
+    scenarios = (
+        ("right_after_write", None, 1),
+        ("replicas_keep_up", waiting, 1),  # worst case: a new GTID before every read
+        ("replicas_keep_up_5_reads_per_write", waiting, 5),
+    )
+    for label, wait, reads in scenarios:
+        conns = {level: msplugin.connect(group, config=str(path)) for level, path in paths.items()}
+        try:
+            read_after_write(conns, n // 10, wait, reads)  # warm up
+            summary: dict[str, Any] = read_after_write(conns, n // reads, wait, reads)
+        finally:
+            for c in conns.values():
+                c.close()
         summary["latency_ratio_session_eventual"] = (
             summary["session"]["read_us_median"] / summary["eventual"]["read_us_median"]
         )
         results[label] = summary
+    for h in helpers:
+        h.close()
     return results
 
 
@@ -176,7 +210,7 @@ def main() -> int:
         results = {
             "select_1": measure(config, args.group, args.rounds, args.statements),
             "classifier": classifier_cost(),
-            "consistency": consistency_cost(config, args.group, n=300, rounds=4),
+            "consistency": consistency_cost(config, args.group, n=1000),
         }
     finally:
         if sandbox is not None:
@@ -199,7 +233,7 @@ def main() -> int:
     )
     for label, r in results["consistency"].items():
         e, ss = r["eventual"], r["session"]
-        print(f"reads {label.replace('_', ' ')} (4 interleaved rounds x 300):")
+        print(f"reads {label.replace('_', ' ')} (1000 reads per level, interleaved per write):")
         print(
             f"  eventual: {e['read_us_median']:7.1f} us/read, {e['replica_share']:6.1%} on replicas, {e['stale']} stale"
         )

@@ -11,7 +11,6 @@ import logging
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import replace
 from types import TracebackType
 from typing import Any, Final
 
@@ -434,14 +433,16 @@ class Connection:
         if covers(gs.confirmed.get(backend.name), gtid):
             counts["gtid_replica_known"] += 1
             return backend, f"{d.reason}; session: {backend.name} has {gtid}"
+        # A replica already known to have the GTID beats the balancer's pick until the next
+        # write: a check costs a second result set on every read.
+        for name in candidates:
+            if covers(gs.confirmed.get(name), gtid):
+                counts["gtid_replica_known"] += 1
+                return self._slave((name,)), f"{d.reason}; session: {name} has {gtid}"
         elapsed = time.monotonic() - gs.written_at if gs.written_at else float("inf")
         if elapsed < gs.apply_delay:
             # Replicas have recently needed longer than this to apply a write: a check now
             # would most likely fail and cost a second round trip.
-            for name in candidates:
-                if covers(gs.confirmed.get(name), gtid):
-                    counts["gtid_replica_known"] += 1
-                    return self._slave((name,)), f"{d.reason}; session: {name} has {gtid}"
             gs.skipped_check()
             counts["use_master_session"] += 1
             return self._master(), f"{d.reason}; session: replicas are likely still applying {gtid}"
@@ -453,12 +454,16 @@ class Connection:
             self._check_is_wait = False
         else:
             self._check_is_wait = True
-            timeout = self._injection.wait_for_gtid_timeout if self._injection else 0
-            try:
-                self._check = wait_sql(backend.flavor, gtid, timeout)
-            except ValueError:
-                counts["use_master_session"] += 1
-                return self._master(), f"{d.reason}; session: cannot check GTID {gtid!r}"
+            key = (gtid, backend.flavor)
+            if gs.check_key != key:  # built once per GTID, not per read
+                timeout = self._injection.wait_for_gtid_timeout if self._injection else 0
+                try:
+                    gs.check_sql = wait_sql(backend.flavor, gtid, timeout)
+                except ValueError:
+                    counts["use_master_session"] += 1
+                    return self._master(), f"{d.reason}; session: cannot check GTID {gtid!r}"
+                gs.check_key = key
+            self._check = gs.check_sql
         counts["gtid_checks"] += 1
         return backend, f"{d.reason}; session: checking {backend.name} has {gtid}"
 
@@ -657,7 +662,7 @@ class Connection:
                 raise err.ProgrammingError(f"set_qos(): not a GTID: {gtid!r}")
             self._gtid.gtid = gtid
             self._gtid.written_at = 0.0
-        self._policy = replace(self._policy, qos=level, age=age)
+        self._policy = self._policy._replace(qos=level, age=age)
         if level == "session" and not self._track_gtids:
             self._track_gtids = True
             master = self._master_backend

@@ -141,6 +141,8 @@ class GtidState:
     # Adaptive guess of how long replicas take to apply a write: a session read sooner than
     # this after the write goes straight to the master instead of paying a failed check.
     apply_delay: float = 0.0
+    check_key: tuple[str, str] | None = None  # (gtid, flavor) that check_sql was built for
+    check_sql: str = ""
 
     def check_failed(self, elapsed: float) -> None:
         self.apply_delay = min(1.0, max(self.apply_delay * 2, elapsed * 2, 0.0005))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from msplugin.classify import Classification, Route
 
@@ -24,9 +25,12 @@ class Target(enum.Enum):
     TRANSACTION = "transaction"  # the backend that holds the open transaction
 
 
-@dataclass(frozen=True, slots=True)
-class Policy:
-    """The group settings routing depends on (from GroupConfig, plus run-time changes)."""
+class Policy(NamedTuple):
+    """The group settings routing depends on (from GroupConfig, plus run-time changes).
+
+    A NamedTuple rather than a dataclass: it is hashed on every statement (decide's cache
+    key), and a tuple's hash is computed in C.
+    """
 
     trx_stickiness: str = "master"
     master_on_write: bool = False
