@@ -23,6 +23,7 @@ import pymysql
 
 import msplugin
 from msplugin.classify import _classify, classify
+from msplugin.config import ServerConfig
 from msplugin.sandbox import GROUP, Sandbox
 
 SQL = "SELECT 1"
@@ -38,14 +39,9 @@ def loop(cursor: Any, n: int) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def measure(config: str, group: str, rounds: int, n: int) -> dict[str, Any]:
-    facade = msplugin.connect(group, config=config)
-    fcur = facade.cursor()
-    fcur.execute(SQL)
-    used = facade.last_used
-    assert used is not None and used.role == "slave", "the benchmark needs a replica"
-    server = next(s for s in facade.group.slaves if s.name == used.name)
-    raw = pymysql.connect(
+def raw_connect(server: ServerConfig) -> pymysql.connections.Connection[Any]:
+    """A plain PyMySQL connection to one configured server (the baseline)."""
+    return pymysql.connect(
         host=server.host,
         port=server.port or 3306,
         user=server.user,
@@ -53,6 +49,16 @@ def measure(config: str, group: str, rounds: int, n: int) -> dict[str, Any]:
         database=server.db,
         autocommit=True,
     )
+
+
+def measure(config: str, group: str, rounds: int, n: int) -> dict[str, Any]:
+    facade = msplugin.connect(group, config=config)
+    fcur = facade.cursor()
+    fcur.execute(SQL)
+    used = facade.last_used
+    assert used is not None and used.role == "slave", "the benchmark needs a replica"
+    server = next(s for s in facade.group.slaves if s.name == used.name)
+    raw = raw_connect(server)
     rcur = raw.cursor()
     loop(rcur, n // 10)  # warm both
     loop(fcur, n // 10)
@@ -147,17 +153,7 @@ def consistency_cost(config: str, group: str, n: int) -> dict[str, Any]:
         )
     # "Replicas keep up": before each timed read, an untimed helper connection per replica
     # waits until that replica has applied the write.
-    helpers = [
-        pymysql.connect(
-            host=s.host,
-            port=s.port or 3306,
-            user=s.user,
-            password=s.password,
-            database=s.db,
-            autocommit=True,
-        )
-        for s in msplugin.load_config(config).group(group).slaves
-    ]
+    helpers = [raw_connect(s) for s in msplugin.load_config(config).group(group).slaves]
     results: dict[str, Any] = {}
     waiting = [h.cursor() for h in helpers]
     scenarios = (

@@ -270,7 +270,10 @@ class Connection:
         target = d.target
         reason = d.reason
         if target is Target.SLAVE:
-            backend, reason = self._read_backend(d, c)
+            if d.consistency == "eventual" and self._policy.age is None and not self._failed:
+                backend = self._slave(self._slave_names)  # the common read: nothing to filter
+            else:
+                backend, reason = self._read_backend(d, c)
         elif target is Target.MASTER:
             backend = self._master()
         elif target is Target.TRANSACTION:
@@ -311,12 +314,9 @@ class Connection:
 
     def _decide(self, c: Classification) -> Decision:
         """The routing decision for *c* in this connection's current state (cached)."""
+        # Positional arguments: the cache key of decide() is built faster without keywords.
         return decide(
-            c,
-            self._policy,
-            trx=self._trx_context(),
-            wrote=self._wrote,
-            has_last_used=self._last_used is not None,
+            c, self._policy, self._trx_context(), self._wrote, self._last_used is not None
         )
 
     def _trx_context(self) -> str:

@@ -72,7 +72,7 @@ AUTOCOMMIT_OFF = "autocommit_off"  # no statement yet, but the next one starts a
 
 @lru_cache(maxsize=1024)
 def decide(
-    c: Classification, policy: Policy, *, trx: str, wrote: bool, has_last_used: bool
+    c: Classification, policy: Policy, trx: str, wrote: bool, has_last_used: bool
 ) -> Decision:
     """Decide the target for classification *c* under *policy* and the connection's state.
 

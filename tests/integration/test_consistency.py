@@ -6,14 +6,13 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+from live import PRIMARY, REPLICAS, server_id
 
 import msplugin
 from msplugin.monitor import monitor
 from msplugin.sandbox import Sandbox
 
 pytestmark = pytest.mark.integration
-PRIMARY = 1
-REPLICAS = {2, 3}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -31,26 +30,18 @@ def fresh_monitor() -> Iterator[None]:
     monitor.stop()
 
 
-def sid(conn: msplugin.Connection, sql: str = "SELECT @@server_id") -> int:
-    cur = conn.cursor()
-    cur.execute(sql)
-    row = cur.fetchone()
-    assert row is not None
-    return int(row[0])
-
-
 def test_strong_sends_everything_to_the_master(make_config: Callable[..., str]) -> None:
     config = make_config(filters={"quality_of_service": {"strong_consistency": 1}})
     with msplugin.connect("sandbox", config=config) as c:
-        assert {sid(c) for _ in range(5)} == {PRIMARY}
+        assert {server_id(c) for _ in range(5)} == {PRIMARY}
         assert c.stats()["use_master_qos_strong"] == 5
-        assert sid(c, "/*ms=eventual*/SELECT @@server_id") in REPLICAS
+        assert server_id(c, "/*ms=eventual*/SELECT @@server_id") in REPLICAS
 
 
 def test_strong_hint_applies_to_one_statement(sandbox: Sandbox) -> None:
     with msplugin.connect("sandbox", config=str(sandbox.config_path)) as c:
-        assert sid(c, "/*ms=strong*/SELECT @@server_id") == PRIMARY
-        assert sid(c) in REPLICAS
+        assert server_id(c, "/*ms=strong*/SELECT @@server_id") == PRIMARY
+        assert server_id(c) in REPLICAS
 
 
 def write_then_read_loop(c: msplugin.Connection, n: int) -> tuple[int, int]:
@@ -104,7 +95,7 @@ def test_session_reads_after_replicas_caught_up_use_replicas(
         assert gtid is not None and gtid.startswith("0-1-")
         sandbox.wait_replicated()
         time.sleep(0.01)
-        ids = [sid(c) for _ in range(6)]
+        ids = [server_id(c) for _ in range(6)]
         assert set(ids) <= REPLICAS
         stats = c.stats()
         # One check; then the replica known to have the write serves the rest without one.
@@ -115,7 +106,7 @@ def test_session_reads_after_replicas_caught_up_use_replicas(
         )
         cur.execute("INSERT INTO ryw (v) VALUES (-2)")  # a new GTID: a new check
         sandbox.wait_replicated()
-        assert sid(c) in REPLICAS and c.stats()["gtid_checks"] == 2
+        assert server_id(c) in REPLICAS and c.stats()["gtid_checks"] == 2
 
 
 def test_runtime_session_level_and_carrying_a_gtid_across_connections(
@@ -144,7 +135,7 @@ def test_session_without_a_known_gtid_reads_from_the_master(sandbox: Sandbox) ->
     with msplugin.connect("sandbox", config=str(sandbox.config_path)) as c:
         c.cursor().execute("INSERT INTO ryw (v) VALUES (7)")  # written before session was asked
         c.set_qos("session")
-        assert sid(c) == PRIMARY
+        assert server_id(c) == PRIMARY
         assert c.stats()["use_master_session"] == 1
 
 
@@ -155,7 +146,7 @@ def test_multi_statements_stay_refused_on_gtid_checked_replicas(
     with msplugin.connect("sandbox", config=config) as c:
         with pytest.raises(msplugin.ProgrammingError, match="multi-statement strings need"):
             c.cursor().execute("/*ms=slave*/SELECT 1; SELECT 2")
-        assert sid(c) in REPLICAS
+        assert server_id(c) in REPLICAS
 
 
 def test_age_avoids_a_replica_whose_sql_thread_stopped(
@@ -167,20 +158,20 @@ def test_age_avoids_a_replica_whose_sql_thread_stopped(
     )
     stopped = sandbox.replicas[0]
     with msplugin.connect("sandbox", config=config) as c:
-        assert {sid(c) for _ in range(4)} == REPLICAS
+        assert {server_id(c) for _ in range(4)} == REPLICAS
         with sandbox.admin(stopped) as admin, admin.cursor() as cur:
             cur.execute("STOP SLAVE SQL_THREAD")
         try:
             c.cursor().execute("INSERT INTO ryw (v) VALUES (1)")
             time.sleep(0.5)  # more than two refresh intervals
-            assert {sid(c) for _ in range(6)} == {3}, "reads must avoid the stopped replica"
+            assert {server_id(c) for _ in range(6)} == {3}, "reads must avoid the stopped replica"
             assert "within age" not in c.explain("SELECT 1").reason
         finally:
             with sandbox.admin(stopped) as admin, admin.cursor() as cur:
                 cur.execute("START SLAVE SQL_THREAD")
         sandbox.wait_replicated()
         time.sleep(0.5)
-        assert {sid(c) for _ in range(4)} == REPLICAS, "the replica must come back"
+        assert {server_id(c) for _ in range(4)} == REPLICAS, "the replica must come back"
 
 
 def test_no_replica_within_age_falls_back_to_master_or_fails(
@@ -192,12 +183,12 @@ def test_no_replica_within_age_falls_back_to_master_or_fails(
     try:
         with msplugin.connect("sandbox", config=make_config(replica_status_interval=0.2)) as c:
             c.set_qos("eventual", age=1)
-            assert sid(c) == PRIMARY
+            assert server_id(c) == PRIMARY
             assert c.stats()["use_master_age"] == 1
         with msplugin.connect("sandbox", config=make_config(failover="disabled")) as c:
             c.set_qos("eventual", age=1)
             with pytest.raises(msplugin.NoBackendAvailable, match="no replica within age 1 s"):
-                sid(c)
+                server_id(c)
     finally:
         for node in sandbox.replicas:
             with sandbox.admin(node) as admin, admin.cursor() as cur:
@@ -233,4 +224,4 @@ def test_injection_errors_are_reported_or_logged(make_config: Callable[..., str]
         "sandbox", config=make_config(global_transaction_id_injection=quiet)
     ) as c:
         c.cursor().execute("INSERT INTO ryw (v) VALUES (1)")
-        assert sid(c) == PRIMARY  # GTID unknown: the session read goes to the master
+        assert server_id(c) == PRIMARY  # GTID unknown: the session read goes to the master

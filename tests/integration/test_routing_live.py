@@ -10,13 +10,12 @@ from collections.abc import Callable, Iterator
 
 import pymysql
 import pytest
+from live import PRIMARY, REPLICAS, server_id
 
 import msplugin
 from msplugin.sandbox import Sandbox
 
 pytestmark = pytest.mark.integration
-PRIMARY = 1
-REPLICAS = {2, 3}
 
 
 @pytest.fixture
@@ -34,14 +33,6 @@ def table(sandbox: Sandbox) -> None:
         cur.execute("DROP TABLE IF EXISTS t")
         cur.execute("CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v INT)")
     sandbox.wait_replicated()
-
-
-def server_id(conn: msplugin.Connection, sql: str = "SELECT @@server_id") -> int:
-    cur = conn.cursor()
-    cur.execute(sql)
-    row = cur.fetchone()
-    assert row is not None
-    return int(row[0])
 
 
 def test_reads_go_to_a_replica_writes_to_the_primary(conn: msplugin.Connection) -> None:

@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
+from live import PRIMARY, REPLICAS, server_id
 
 import msplugin
 from msplugin.sandbox import Sandbox
 
 pytestmark = pytest.mark.integration
-PRIMARY = 1
-REPLICAS = {2, 3}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -29,53 +28,45 @@ def conn(sandbox: Sandbox) -> Iterator[msplugin.Connection]:
         yield c
 
 
-def sid(conn: msplugin.Connection, sql: str = "SELECT @@server_id") -> int:
-    cur = conn.cursor()
-    cur.execute(sql)
-    row = cur.fetchone()
-    assert row is not None
-    return int(row[0])
-
-
 def run(conn: msplugin.Connection, sql: str) -> None:
     conn.cursor().execute(sql)
 
 
 def test_sql_transaction_stays_on_the_master(conn: msplugin.Connection) -> None:
-    assert sid(conn) in REPLICAS
+    assert server_id(conn) in REPLICAS
     run(conn, "START TRANSACTION")
-    assert sid(conn) == PRIMARY
+    assert server_id(conn) == PRIMARY
     run(conn, "INSERT INTO trx (v) VALUES (1)")
-    assert sid(conn, "SELECT @@server_id FROM trx LIMIT 1") == PRIMARY
+    assert server_id(conn, "SELECT @@server_id FROM trx LIMIT 1") == PRIMARY
     run(conn, "COMMIT")
-    assert sid(conn) in REPLICAS
+    assert server_id(conn) in REPLICAS
     assert conn.stats()["trx_master_forced"] == 4  # SELECT, INSERT, SELECT, COMMIT
 
 
 def test_rolled_back_sql_transaction_ends_too(conn: msplugin.Connection) -> None:
     run(conn, "BEGIN")
-    assert sid(conn) == PRIMARY
+    assert server_id(conn) == PRIMARY
     run(conn, "ROLLBACK")
-    assert sid(conn) in REPLICAS
+    assert server_id(conn) in REPLICAS
 
 
 def test_hints_are_ignored_inside_a_transaction(conn: msplugin.Connection) -> None:
     run(conn, "BEGIN")
-    assert sid(conn, "/*ms=slave*/SELECT @@server_id") == PRIMARY
+    assert server_id(conn, "/*ms=slave*/SELECT @@server_id") == PRIMARY
     assert "hint ms=slave ignored" in conn.explain("/*ms=slave*/SELECT 1").reason
     run(conn, "COMMIT")
-    assert sid(conn, "/*ms=slave*/SELECT @@server_id") in REPLICAS
+    assert server_id(conn, "/*ms=slave*/SELECT @@server_id") in REPLICAS
 
 
 def test_api_transaction(conn: msplugin.Connection) -> None:
     conn.begin()
-    assert sid(conn) == PRIMARY
+    assert server_id(conn) == PRIMARY
     conn.commit()
-    assert sid(conn) in REPLICAS
+    assert server_id(conn) in REPLICAS
     conn.begin()
     run(conn, "INSERT INTO trx (v) VALUES (777)")
     conn.rollback()
-    assert sid(conn) in REPLICAS
+    assert server_id(conn) in REPLICAS
     cur = conn.cursor()
     cur.execute("/*ms=master*/SELECT COUNT(*) FROM trx WHERE v = 777")
     assert cur.fetchone() == (0,)
@@ -83,39 +74,41 @@ def test_api_transaction(conn: msplugin.Connection) -> None:
 
 def test_autocommit_off_keeps_every_transaction_on_the_master(conn: msplugin.Connection) -> None:
     conn.autocommit(False)
-    assert sid(conn) == PRIMARY
+    assert server_id(conn) == PRIMARY
     conn.commit()
-    assert sid(conn) == PRIMARY  # the next transaction starts at once: autocommit is still off
+    assert (
+        server_id(conn) == PRIMARY
+    )  # the next transaction starts at once: autocommit is still off
     conn.autocommit(True)
-    assert sid(conn) in REPLICAS
+    assert server_id(conn) in REPLICAS
     assert conn.stats()["trx_autocommit_off"] == 1 and conn.stats()["trx_autocommit_on"] == 1
 
 
 def test_sql_autocommit_off_is_seen_from_the_server_status(conn: msplugin.Connection) -> None:
     run(conn, "SET autocommit = 0")
-    assert sid(conn) == PRIMARY
+    assert server_id(conn) == PRIMARY
     run(conn, "COMMIT")
-    assert sid(conn) == PRIMARY  # still autocommit=0 on the master: a new transaction
+    assert server_id(conn) == PRIMARY  # still autocommit=0 on the master: a new transaction
     run(conn, "SET autocommit = 1")
-    assert sid(conn) in REPLICAS
+    assert server_id(conn) in REPLICAS
 
 
 def test_ddl_implicit_commit_ends_the_transaction(conn: msplugin.Connection) -> None:
     run(conn, "BEGIN")
     run(conn, "INSERT INTO trx (v) VALUES (5)")
-    assert sid(conn) == PRIMARY
+    assert server_id(conn) == PRIMARY
     run(conn, "CREATE TABLE IF NOT EXISTS trx_ddl (a INT)")  # commits implicitly
-    assert sid(conn) in REPLICAS
+    assert server_id(conn) in REPLICAS
 
 
 def test_xa_transaction_stays_on_the_master(conn: msplugin.Connection) -> None:
     run(conn, "XA START 'msplugin-xa'")
     run(conn, "INSERT INTO trx (v) VALUES (9)")
     run(conn, "XA END 'msplugin-xa'")
-    assert sid(conn) == PRIMARY
+    assert server_id(conn) == PRIMARY
     run(conn, "XA PREPARE 'msplugin-xa'")
     run(conn, "XA COMMIT 'msplugin-xa'")
-    assert sid(conn) in REPLICAS
+    assert server_id(conn) in REPLICAS
 
 
 def test_read_only_transactions_run_on_one_slave(make_config: Callable[..., str]) -> None:
@@ -125,16 +118,18 @@ def test_read_only_transactions_run_on_one_slave(make_config: Callable[..., str]
         run(c, "START TRANSACTION READ ONLY")
         first = c.last_used
         assert first is not None and first.role == "slave"
-        ids = {sid(c) for _ in range(4)}  # round robin would alternate outside the transaction
+        ids = {
+            server_id(c) for _ in range(4)
+        }  # round robin would alternate outside the transaction
         assert len(ids) == 1 and ids <= REPLICAS
         run(c, "COMMIT")
-        assert {sid(c) for _ in range(2)} == REPLICAS  # alternating again
+        assert {server_id(c) for _ in range(2)} == REPLICAS  # alternating again
         c.begin(read_only=True)
         assert c.last_used is not None and c.last_used.role == "slave"
-        assert len({sid(c) for _ in range(3)}) == 1
+        assert len({server_id(c) for _ in range(3)}) == 1
         c.commit()
         run(c, "BEGIN")  # a read-write transaction still goes to the master
-        assert sid(c) == PRIMARY
+        assert server_id(c) == PRIMARY
         run(c, "COMMIT")
         assert c.stats()["trx_read_only_slave"] == 2
 
@@ -143,24 +138,24 @@ def test_read_only_transaction_stays_on_the_master_with_stickiness_master(
     conn: msplugin.Connection,
 ) -> None:
     conn.begin(read_only=True)
-    assert sid(conn) == PRIMARY
+    assert server_id(conn) == PRIMARY
     conn.commit()
 
 
 def test_disabled_stickiness_splits_transactions(make_config: Callable[..., str]) -> None:
     with msplugin.connect("sandbox", config=make_config(trx_stickiness="disabled")) as c:
         run(c, "BEGIN")
-        assert sid(c) in REPLICAS  # mysqlnd_ms's old, unsafe behaviour, as documented
+        assert server_id(c) in REPLICAS  # mysqlnd_ms's old, unsafe behaviour, as documented
         run(c, "COMMIT")
 
 
 def test_master_on_write(make_config: Callable[..., str]) -> None:
     with msplugin.connect("sandbox", config=make_config(master_on_write=True)) as c:
-        assert sid(c) in REPLICAS
+        assert server_id(c) in REPLICAS
         run(c, "INSERT INTO trx (v) VALUES (2)")
-        assert sid(c) == PRIMARY
-        assert sid(c) == PRIMARY
-        assert sid(c, "/*ms=slave*/SELECT @@server_id") in REPLICAS  # hints still win
+        assert server_id(c) == PRIMARY
+        assert server_id(c) == PRIMARY
+        assert server_id(c, "/*ms=slave*/SELECT @@server_id") in REPLICAS  # hints still win
         assert c.stats()["use_master_on_write"] == 2
 
 
@@ -170,4 +165,4 @@ def test_set_qos_is_refused_inside_a_transaction(conn: msplugin.Connection) -> N
         conn.set_qos("strong")
     conn.commit()
     conn.set_qos("strong")
-    assert sid(conn) == PRIMARY
+    assert server_id(conn) == PRIMARY
