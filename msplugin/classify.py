@@ -191,9 +191,14 @@ def _trx_kind(m: re.Match[str]) -> str:
 
 
 def _count_statements(body: str) -> int:
+    return sum(1 for w in _STATEMENT_STARTS.findall(_blank(body).upper()) if w) or 1
+
+
+def _blank(body: str) -> str:
+    """*body* with literals, quoted identifiers and comments replaced by spaces."""
     if "'" in body or '"' in body or "`" in body or "/*" in body or "--" in body or "#" in body:
-        body = _OPAQUE.sub(" ", body)
-    return sum(1 for w in _STATEMENT_STARTS.findall(body.upper()) if w) or 1
+        return _OPAQUE.sub(" ", body)
+    return body
 
 
 def _skip_leading(sql: str) -> tuple[int, str | None, str, bool]:
@@ -223,10 +228,9 @@ def _skip_leading(sql: str) -> tuple[int, str | None, str, bool]:
 
 
 def _classify_body(body: str) -> Classification:
-    if "'" in body or '"' in body or "`" in body or "/*" in body or "--" in body or "#" in body:
-        body = _OPAQUE.sub(" ", body)
-        if "/*" in body:  # only executable comments survive the blanking
-            return _EXECUTABLE
+    body = _blank(body)
+    if "/*" in body:  # only executable comments survive the blanking
+        return _EXECUTABLE
     text = body.upper()
     starts = _STATEMENT_STARTS.findall(text)
     statements = [w for w in starts if w]

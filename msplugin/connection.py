@@ -232,7 +232,6 @@ class Connection:
         )
         self._session_configured = qos == "session"
         self._check: str | None = None
-        self._check_is_wait = True  # native wait (0 = applied) or check_for_gtid (a row = applied)
         self._c: Classification | None = None
         self._user_multi = bool(int(connect_kwargs.get("client_flag", 0)) & CLIENT.MULTI_STATEMENTS)
         if age is not None:
@@ -269,6 +268,7 @@ class Connection:
         d = self._decide(c)
         target = d.target
         reason = d.reason
+        stat = d.stat
         if target is Target.SLAVE:
             if d.consistency == "eventual" and self._policy.age is None and not self._failed:
                 backend = self._slave(self._slave_names)  # the common read: nothing to filter
@@ -280,6 +280,7 @@ class Connection:
             backend = self._pinned  # type: ignore[assignment]
             if backend.role == "slave":
                 reason = "read-only transaction open on this slave"
+                stat = "use_slave_trx"
         elif self._last_used is None:
             raise RoutingError(
                 f"{c.reason}: no statement has run on this connection yet, so there is no last "
@@ -295,11 +296,7 @@ class Connection:
                 "nothing was sent"
             )
         counts = self._stats.counts
-        counts[
-            d.stat
-            if target is not Target.TRANSACTION or backend.role == "master"
-            else "use_slave_trx"
-        ] += 1
+        counts[stat] += 1
         if backend.role == "master":
             counts["use_master"] += 1
             self._wrote = True
@@ -411,8 +408,11 @@ class Connection:
             candidates = tuple(n for n in candidates if n not in self._failed) or candidates
         age = self._policy.age
         if age is not None and d.consistency == "eventual":
-            statuses = {n: monitor.status(self._monitor_key(self._by_name[n])) for n in candidates}
-            candidates = tuple(n for n in candidates if (st := statuses[n]) and st.within(age))
+            candidates = tuple(
+                n
+                for n in candidates
+                if (st := monitor.status(self._monitor_key(self._by_name[n]))) and st.within(age)
+            )
         return candidates
 
     def _session_backend(self, d: Decision, candidates: tuple[str, ...]) -> tuple[Backend, str]:
@@ -446,26 +446,33 @@ class Connection:
             gs.skipped_check()
             counts["use_master_session"] += 1
             return self._master(), f"{d.reason}; session: replicas are likely still applying {gtid}"
-        if self._injection is not None and self._injection.check_for_gtid:
-            if not (is_valid_gtid(gtid, "mariadb") or is_valid_gtid(gtid, "mysql")):
+        key = (gtid, backend.flavor)
+        if gs.check_key != key:  # built and validated once per GTID, not per read
+            try:
+                gs.check_sql, gs.check_is_wait = self._build_check(gtid, backend.flavor)
+            except ValueError:
                 counts["use_master_session"] += 1
                 return self._master(), f"{d.reason}; session: cannot check GTID {gtid!r}"
-            self._check = self._injection.check_for_gtid.replace("#GTID", f"'{gtid}'")
-            self._check_is_wait = False
-        else:
-            self._check_is_wait = True
-            key = (gtid, backend.flavor)
-            if gs.check_key != key:  # built once per GTID, not per read
-                timeout = self._injection.wait_for_gtid_timeout if self._injection else 0
-                try:
-                    gs.check_sql = wait_sql(backend.flavor, gtid, timeout)
-                except ValueError:
-                    counts["use_master_session"] += 1
-                    return self._master(), f"{d.reason}; session: cannot check GTID {gtid!r}"
-                gs.check_key = key
-            self._check = gs.check_sql
+            gs.check_key = key
+        self._check = gs.check_sql
         counts["gtid_checks"] += 1
         return backend, f"{d.reason}; session: checking {backend.name} has {gtid}"
+
+    def _build_check(self, gtid: str, flavor: str) -> tuple[str, bool]:
+        """The statement that tells whether a replica has *gtid*, and whether it is a wait
+        (0 = applied) rather than mysqlnd_ms's check_for_gtid (a row = applied)."""
+        injection = self._injection
+        if injection is not None and injection.check_for_gtid:
+            if not (is_valid_gtid(gtid, "mariadb") or is_valid_gtid(gtid, "mysql")):
+                raise ValueError(gtid)
+            return injection.check_for_gtid.replace("#GTID", f"'{gtid}'"), False
+        timeout = injection.wait_for_gtid_timeout if injection is not None else 0
+        return wait_sql(flavor, gtid, timeout), True
+
+    def _check_passed(self, row: Any) -> bool:
+        if row is None:
+            return False
+        return row[0] == 0 if self._gtid.check_is_wait else True
 
     def _check_result(self, backend: Backend, passed: bool) -> None:
         gs = self._gtid
@@ -847,14 +854,11 @@ class Cursor:
         check = conn._check
         assert check is not None
         conn._check = None
-        is_wait = conn._check_is_wait
         if backend.multi_statements:
             # PyMySQL interpolates args into the whole text: a % of the check must be doubled.
             prefix = check if args is None else check.replace("%", "%%")
             cur.execute(f"{prefix};{query}", args)
-            row = cur.fetchone()
-            passed = row is not None and (row[0] == 0 if is_wait else True)
-            if passed:
+            if conn._check_passed(cur.fetchone()):
                 cur.nextset()
                 conn._check_result(backend, True)
                 conn._after(backend)
@@ -863,9 +867,7 @@ class Cursor:
                 pass
         else:
             cur.execute(check)
-            row = cur.fetchone()
-            passed = row is not None and (row[0] == 0 if is_wait else True)
-            if passed:
+            if conn._check_passed(cur.fetchone()):
                 conn._check_result(backend, True)
                 result = cur.execute(query, args)
                 conn._after(backend)

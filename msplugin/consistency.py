@@ -143,6 +143,7 @@ class GtidState:
     apply_delay: float = 0.0
     check_key: tuple[str, str] | None = None  # (gtid, flavor) that check_sql was built for
     check_sql: str = ""
+    check_is_wait: bool = True  # native wait (0 = applied), or check_for_gtid (a row = applied)
 
     def check_failed(self, elapsed: float) -> None:
         self.apply_delay = min(1.0, max(self.apply_delay * 2, elapsed * 2, 0.0005))

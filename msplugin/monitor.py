@@ -1,6 +1,6 @@
 """A per-process monitor of replica status, shared by every facade connection.
 
-It caches each watched replica's replication state (threads running, lag, GTID position) and
+It caches each watched replica's replication state (threads running, lag) and
 refreshes it in a background thread at the group's ``replica_status_interval``, so that an
 ``age`` limit costs no status query per read (what made mysqlnd_ms's age filter expensive).
 """
@@ -30,7 +30,6 @@ class ReplicaStatus:
     io_running: bool
     sql_running: bool
     lag: float | None  # seconds behind the master; None when unknown (threads stopped)
-    position: str  # GTID position applied (MariaDB gtid_slave_pos / MySQL gtid_executed)
     checked_at: float
     error: str = ""
 
@@ -56,7 +55,6 @@ class ReplicaMonitor:
         self._status: dict[Key, ReplicaStatus] = {}
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-        self.refreshes = 0
 
     def watch(self, key: Key, params: Mapping[str, Any], interval: float) -> None:
         """Start watching a replica; the first status is fetched before this returns."""
@@ -77,11 +75,6 @@ class ReplicaMonitor:
 
     def status(self, key: Key) -> ReplicaStatus | None:
         return self._status.get(key)
-
-    def refresh_now(self) -> None:
-        """Refresh every watched replica at once (tests; after a topology change)."""
-        for key, target in list(self._targets.items()):
-            self._refresh(key, target)
 
     def stop(self) -> None:
         """Stop watching everything and close the monitor's connections."""
@@ -125,25 +118,16 @@ class ReplicaMonitor:
                 with contextlib.suppress(pymysql.err.Error):
                     target.conn.close()
             target.conn = None
-            status = ReplicaStatus(False, False, None, "", time.monotonic(), str(exc.args[-1]))
+            status = ReplicaStatus(False, False, None, time.monotonic(), str(exc.args[-1]))
             logger.warning("replica status of %s:%s unavailable: %s", key[0], key[1], status.error)
         self._status[key] = status
-        self.refreshes += 1
-
-
-_MARIADB: Final = ("SHOW SLAVE STATUS", "SELECT @@gtid_slave_pos")
-_MYSQL: Final = ("SHOW REPLICA STATUS", "SELECT @@gtid_executed")
 
 
 def _query_status(conn: pymysql.connections.Connection[Any]) -> ReplicaStatus:
     mariadb = "MariaDB" in str(conn.get_server_info())  # type: ignore[no-untyped-call]
-    show, position_sql = _MARIADB if mariadb else _MYSQL
     with conn.cursor(pymysql.cursors.DictCursor) as cur:
-        cur.execute(show)
+        cur.execute("SHOW SLAVE STATUS" if mariadb else "SHOW REPLICA STATUS")
         row: dict[str, Any] = cur.fetchone() or {}
-        cur.execute(position_sql)
-        pos_row = cur.fetchone() or {}
-    position = str(next(iter(pos_row.values()), "") or "")
 
     def col(*names: str) -> Any:
         return next((row[n] for n in names if n in row), None)
@@ -153,7 +137,6 @@ def _query_status(conn: pymysql.connections.Connection[Any]) -> ReplicaStatus:
         io_running=col("Slave_IO_Running", "Replica_IO_Running") == "Yes",
         sql_running=col("Slave_SQL_Running", "Replica_SQL_Running") == "Yes",
         lag=None if lag is None else float(lag),
-        position=position,
         checked_at=time.monotonic(),
         error="" if row else "not a replica (no replication status)",
     )
