@@ -25,7 +25,6 @@ from msplugin.config import Config, GroupConfig, load_config
 from msplugin.consistency import (
     SESSION_STATE_CHANGED,
     GtidState,
-    covers,
     gtid_from_session_state,
     is_valid_gtid,
     tracking_setup_sql,
@@ -270,8 +269,12 @@ class Connection:
         reason = d.reason
         stat = d.stat
         if target is Target.SLAVE:
-            if d.consistency == "eventual" and self._policy.age is None and not self._failed:
+            if self._policy.age is not None or self._failed:
+                backend, reason = self._read_backend(d, c)
+            elif d.consistency == "eventual":
                 backend = self._slave(self._slave_names)  # the common read: nothing to filter
+            elif c.read:  # session, nothing to filter
+                backend, reason = self._session_backend(d, self._slave_names)
             else:
                 backend, reason = self._read_backend(d, c)
         elif target is Target.MASTER:
@@ -359,9 +362,12 @@ class Connection:
         elif self._injection is not None and self._injection.fetch_last_gtid and committed:
             gtid = self._run_injection(backend, self._injection.fetch_last_gtid, "gtid_fetch")
         if gtid:
-            gs.gtid = gs.last_write = gtid
-            gs.written_at = time.monotonic()
+            gs.require(gtid, time.monotonic())
+            gs.last_write = gtid
             gs.untracked_write = False
+            # Built now, with the reply to the write, rather than on the read that follows:
+            # a read is where the application waits (replicas share the master's flavor).
+            self._prepare_check(backend.flavor)
             self._stats.counts["gtid_tracked"] += 1
         elif not self._track_gtids:
             gs.untracked_write = True
@@ -430,15 +436,17 @@ class Connection:
         backend = self._slave(candidates)  # the load balancer picks first, as for any read
         if backend.role == "master":
             return backend, d.reason
-        if covers(gs.confirmed.get(backend.name), gtid):
-            counts["gtid_replica_known"] += 1
-            return backend, f"{d.reason}; session: {backend.name} has {gtid}"
-        # A replica already known to have the GTID beats the balancer's pick until the next
-        # write: a check costs a second result set on every read.
-        for name in candidates:
-            if covers(gs.confirmed.get(name), gtid):
+        known = gs.known
+        if known:
+            if backend.name not in known:
+                # A replica known to have the GTID beats the balancer's pick until the next
+                # write: a check costs a second result set on every read.
+                name = next((n for n in candidates if n in known), None)
+                if name is not None:
+                    backend = self._slave((name,))
+            if backend.name in known:
                 counts["gtid_replica_known"] += 1
-                return self._slave((name,)), f"{d.reason}; session: {name} has {gtid}"
+                return backend, f"{d.reason}; session: {backend.name} has {gtid}"
         elapsed = time.monotonic() - gs.written_at if gs.written_at else float("inf")
         if elapsed < gs.apply_delay:
             # Replicas have recently needed longer than this to apply a write: a check now
@@ -446,17 +454,24 @@ class Connection:
             gs.skipped_check()
             counts["use_master_session"] += 1
             return self._master(), f"{d.reason}; session: replicas are likely still applying {gtid}"
-        key = (gtid, backend.flavor)
-        if gs.check_key != key:  # built and validated once per GTID, not per read
-            try:
-                gs.check_sql, gs.check_is_wait = self._build_check(gtid, backend.flavor)
-            except ValueError:
-                counts["use_master_session"] += 1
-                return self._master(), f"{d.reason}; session: cannot check GTID {gtid!r}"
-            gs.check_key = key
+        if gs.check_key != (gtid, backend.flavor) and not self._prepare_check(backend.flavor):
+            counts["use_master_session"] += 1
+            return self._master(), f"{d.reason}; session: cannot check GTID {gtid!r}"
         self._check = gs.check_sql
         counts["gtid_checks"] += 1
         return backend, f"{d.reason}; session: checking {backend.name} has {gtid}"
+
+    def _prepare_check(self, flavor: str) -> bool:
+        """Build and validate the check statement for the current GTID on replicas of
+        *flavor*, once per GTID; False if the GTID cannot be checked."""
+        gs = self._gtid
+        assert gs.gtid is not None
+        try:
+            gs.check_sql, gs.check_is_wait = self._build_check(gs.gtid, flavor)
+        except ValueError:
+            return False
+        gs.check_key = (gs.gtid, flavor)
+        return True
 
     def _build_check(self, gtid: str, flavor: str) -> tuple[str, bool]:
         """The statement that tells whether a replica has *gtid*, and whether it is a wait
@@ -469,21 +484,25 @@ class Connection:
         timeout = injection.wait_for_gtid_timeout if injection is not None else 0
         return wait_sql(flavor, gtid, timeout), True
 
-    def _check_passed(self, row: Any) -> bool:
-        if row is None:
-            return False
-        return row[0] == 0 if self._gtid.check_is_wait else True
+    def _run_check(self, cur: pymysql.cursors.Cursor, sql: str, args: Any) -> bool:
+        """Send *sql*, the check, maybe followed by the read in the same packet; True if the
+        replica has the GTID, and then *cur* stands at the check's result."""
+        cur.execute(sql, args)
+        row = cur.fetchone()
+        passed = row is not None and (not self._gtid.check_is_wait or row[0] == 0)
+        if not passed:
+            while cur.nextset():  # the read ran on the stale replica: drop its result
+                pass
+        return passed
 
     def _check_result(self, backend: Backend, passed: bool) -> None:
         gs = self._gtid
-        elapsed = time.monotonic() - gs.written_at if gs.written_at else 1.0
         if passed:
-            assert gs.gtid is not None
-            gs.confirmed[backend.name] = gs.gtid
+            gs.confirm(backend.name)
             gs.check_passed()
         else:
             self._stats.counts["gtid_check_failed"] += 1
-            gs.check_failed(elapsed)
+            gs.check_failed(time.monotonic() - gs.written_at if gs.written_at else 1.0)
 
     def _monitor_key(self, backend: Backend) -> tuple[str, int, str, str]:
         s = backend.server
@@ -667,8 +686,7 @@ class Connection:
                 raise err.ProgrammingError("set_qos(): gtid goes with 'session' only")
             if not (is_valid_gtid(gtid, "mariadb") or is_valid_gtid(gtid, "mysql")):
                 raise err.ProgrammingError(f"set_qos(): not a GTID: {gtid!r}")
-            self._gtid.gtid = gtid
-            self._gtid.written_at = 0.0
+            self._gtid.require(gtid, 0.0)
         self._policy = self._policy._replace(qos=level, age=age)
         if level == "session" and not self._track_gtids:
             self._track_gtids = True
@@ -857,21 +875,16 @@ class Cursor:
         if backend.multi_statements:
             # PyMySQL interpolates args into the whole text: a % of the check must be doubled.
             prefix = check if args is None else check.replace("%", "%%")
-            cur.execute(f"{prefix};{query}", args)
-            if conn._check_passed(cur.fetchone()):
+            if conn._run_check(cur, f"{prefix};{query}", args):
                 cur.nextset()
                 conn._check_result(backend, True)
                 conn._after(backend)
                 return cur.rowcount
-            while cur.nextset():
-                pass
-        else:
-            cur.execute(check)
-            if conn._check_passed(cur.fetchone()):
-                conn._check_result(backend, True)
-                result = cur.execute(query, args)
-                conn._after(backend)
-                return result
+        elif conn._run_check(cur, check, None):
+            conn._check_result(backend, True)
+            result = cur.execute(query, args)
+            conn._after(backend)
+            return result
         conn._check_result(backend, False)
         master = conn._master()
         conn._last_used = master

@@ -94,10 +94,12 @@ def covers(position: str | None, gtid: str) -> bool:
     """True if a replica at *position* has applied MariaDB GTID *gtid* (MySQL: exact match only)."""
     if not position:
         return False
-    need = parse_mariadb_gtid(gtid)
+    return _covers(position, parse_mariadb_gtid(position), gtid, parse_mariadb_gtid(gtid))
+
+
+def _covers(position: str, have: dict[int, int], gtid: str, need: dict[int, int]) -> bool:
     if not need:
         return position == gtid
-    have = parse_mariadb_gtid(position)
     return all(have.get(domain, -1) >= seq for domain, seq in need.items())
 
 
@@ -111,6 +113,10 @@ def wait_sql(flavor: str, gtid: str, timeout: float) -> str:
 
     Inlined rather than a parameter because it is prepended to the application's statement,
     whose own %s placeholders PyMySQL interpolates; the GTID's characters are checked first.
+
+    A SELECT, although a result set costs the client more to parse than an OK packet: on
+    MariaDB 10.11 the alternatives measured slower on the server (bench notes in MANUAL.md),
+    and ``DO`` turns most errors into warnings, so a ``DO`` that fails loudly is fragile.
     """
     if not is_valid_gtid(gtid, flavor):
         raise ValueError(f"not a {flavor} GTID: {gtid!r}")
@@ -131,19 +137,42 @@ def tracking_setup_sql(flavor: str) -> str:
 
 @dataclass(slots=True)
 class GtidState:
-    """Per facade connection: the GTID its reads must see, and what replicas are known to have."""
+    """Per facade connection: the GTID its reads must see, and what replicas are known to have.
+
+    The GTID is parsed once, when it is set (after a write, or by set_qos()), and the replicas
+    known to have it are worked out then, so that a read compares nothing but a name.
+    """
 
     gtid: str | None = None  # what reads must see: the last write, or one given to set_qos()
+    need: dict[int, int] = field(default_factory=dict)  # gtid parsed (MariaDB); {}: MySQL
+    known: set[str] = field(default_factory=set)  # replica aliases known to have gtid
     last_write: str | None = None  # the GTID of this connection's last write
     written_at: float = 0.0  # monotonic time of that write (0: given, not written here)
     untracked_write: bool = False  # wrote without learning the GTID: session reads -> master
-    confirmed: dict[str, str] = field(default_factory=dict)  # replica alias -> GTID it has
+    # replica alias -> (GTID it was confirmed to have, that GTID parsed)
+    confirmed: dict[str, tuple[str, dict[int, int]]] = field(default_factory=dict)
     # Adaptive guess of how long replicas take to apply a write: a session read sooner than
     # this after the write goes straight to the master instead of paying a failed check.
     apply_delay: float = 0.0
     check_key: tuple[str, str] | None = None  # (gtid, flavor) that check_sql was built for
     check_sql: str = ""
     check_is_wait: bool = True  # native wait (0 = applied), or check_for_gtid (a row = applied)
+
+    def require(self, gtid: str, written_at: float) -> None:
+        """From now on reads must see *gtid* (written at *written_at*, 0 if given)."""
+        need = parse_mariadb_gtid(gtid)
+        self.gtid, self.need, self.written_at = gtid, need, written_at
+        self.known = {
+            name
+            for name, (position, have) in self.confirmed.items()
+            if _covers(position, have, gtid, need)
+        }
+
+    def confirm(self, name: str) -> None:
+        """Replica *name* was checked to have the current GTID."""
+        assert self.gtid is not None
+        self.confirmed[name] = (self.gtid, self.need)
+        self.known.add(name)
 
     def check_failed(self, elapsed: float) -> None:
         self.apply_delay = min(1.0, max(self.apply_delay * 2, elapsed * 2, 0.0005))

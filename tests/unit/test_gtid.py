@@ -69,6 +69,25 @@ def test_wait_statement_inlines_only_a_valid_gtid() -> None:
         wait_sql("mysql", "x'; DROP", 0)
 
 
+def test_known_replicas_follow_the_required_gtid() -> None:
+    gs = GtidState()
+    gs.require("0-1-5", 1.0)
+    assert gs.need == {0: 5} and gs.known == set()
+    gs.confirm("slave_0")
+    assert gs.known == {"slave_0"}
+    gs.require("0-1-4", 0.0)  # an older GTID (given to set_qos): slave_0 has it
+    assert gs.known == {"slave_0"}
+    gs.require("0-1-6", 2.0)  # a newer write: nobody is known to have it
+    assert gs.known == set()
+    gs.confirm("slave_1")
+    gs.require("0-1-6,1-1-1", 3.0)  # another domain too: slave_1 only saw domain 0
+    assert gs.known == set()
+    gs.require("3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5", 4.0)  # MySQL: exact match only
+    gs.confirm("slave_0")
+    gs.require("3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5", 5.0)
+    assert gs.known == {"slave_0"}
+
+
 def test_apply_delay_adapts() -> None:
     gs = GtidState()
     gs.check_failed(0.002)
