@@ -102,13 +102,16 @@ def read_after_write(
     *replicas* applied it], then a timed SELECT of that row. Interleaving the connections
     step by step makes drift of this 2-core machine hit every level alike."""
     times: dict[str, list[float]] = {k: [] for k in conns}
+    writes: dict[str, list[float]] = {k: [] for k in conns}
     replica = dict.fromkeys(conns, 0)
     stale = dict.fromkeys(conns, 0)
     cursors = {k: c.cursor() for k, c in conns.items()}
     for i in range(n):
         for level, conn in conns.items():
             cur = cursors[level]
+            t = time.perf_counter()
             cur.execute("INSERT INTO bench_rw (v) VALUES (%s)", (i,))
+            writes[level].append(time.perf_counter() - t)
             row_id = cur.lastrowid
             if replicas is not None:
                 cur.execute("/*ms=master*/SELECT @@gtid_binlog_pos")
@@ -127,6 +130,7 @@ def read_after_write(
     return {
         level: {
             "read_us_median": statistics.median(times[level]) * 1e6,
+            "write_us_median": statistics.median(writes[level]) * 1e6,
             "replica_share": replica[level] / (n * reads_per_write),
             "stale": stale[level],
         }
@@ -238,6 +242,9 @@ def main() -> int:
         )
         print(
             f"  session/eventual latency: {r['latency_ratio_session_eventual']:.2f} (target <= 1.2 when replicas keep up)"
+        )
+        print(
+            f"  writes (INSERT): eventual {e['write_us_median']:.1f} us, session {ss['write_us_median']:.1f} us"
         )
     out = Path(__file__).with_name("results.json")
     out.write_text(json.dumps(results, indent=2) + "\n")
