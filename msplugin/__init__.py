@@ -26,6 +26,7 @@ from msplugin.errors import (
     OperationalError,
     ProgrammingError,
     RoutingError,
+    StateDivergenceWarning,
     TransactionError,
     Warning,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "RoutingError",
     "ServerConfig",
     "ServerInfo",
+    "StateDivergenceWarning",
     "TransactionError",
     "Warning",
     "apilevel",

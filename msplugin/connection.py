@@ -7,9 +7,11 @@ This is the only module that does statement I/O. The per-statement path is
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final
@@ -24,13 +26,25 @@ from msplugin.classify import Classification, classify
 from msplugin.config import Config, GroupConfig, load_config
 from msplugin.consistency import (
     SESSION_STATE_CHANGED,
+    TRACK_SCHEMA,
+    TRACK_STATE_CHANGE,
+    TRACK_SYSTEM_VARIABLES,
     GtidState,
     gtid_from_session_state,
+    gtid_tracking,
     is_valid_gtid,
-    tracking_setup_sql,
+    schema_name,
+    session_state_items,
+    system_variable,
     wait_sql,
 )
-from msplugin.errors import NoBackendAvailable, NotSupportedError, RoutingError, TransactionError
+from msplugin.errors import (
+    NoBackendAvailable,
+    NotSupportedError,
+    RoutingError,
+    StateDivergenceWarning,
+    TransactionError,
+)
 from msplugin.filters import make_picker
 from msplugin.monitor import monitor
 from msplugin.routing import (
@@ -43,12 +57,14 @@ from msplugin.routing import (
     Target,
     decide,
 )
+from msplugin.state import MODES, Effects, Tracker, effects
 from msplugin.stats import Stats
 
 __all__ = ["Connection", "Cursor", "connect"]
 
 logger = logging.getLogger("msplugin.connection")
 route_logger = logging.getLogger("msplugin.routing")
+state_logger = logging.getLogger("msplugin.state")
 
 # connect() keywords passed on to every PyMySQL connection (per-server keys override them).
 PASSTHROUGH_KWARGS: Final = frozenset(
@@ -134,8 +150,6 @@ def connect(
 def _check_supported(group: GroupConfig) -> None:
     """Refuse settings this version parses but cannot honour, instead of ignoring them."""
     problems = []
-    if group.session_state == "sync":
-        problems.append("session_state 'sync' (use 'off' or 'warn')")
     for f in group.filters:
         if f.name in ("user_multi", "node_groups"):
             problems.append(f"filter {f.name!r}")
@@ -233,6 +247,11 @@ class Connection:
         self._check: str | None = None
         self._c: Classification | None = None
         self._user_multi = bool(int(connect_kwargs.get("client_flag", 0)) & CLIENT.MULTI_STATEMENTS)
+        # Session state of each backend (session_state warn/sync); None when off.
+        self._state: Tracker | None = None
+        self._eff: Effects | None = None
+        if group.session_state != "off":
+            self._state = Tracker(group.session_state, tuple(self._by_name))
         if age is not None:
             self._watch_replicas()
         logger.info("facade connection for group %r (%s)", group.name, self._topology())
@@ -291,6 +310,8 @@ class Connection:
             )
         else:
             backend = self._last_used
+        if self._state is not None:
+            backend, reason = self._apply_state(query, c, backend, reason, target)
         if c.statements > 1 and backend.multi_statements and not self._user_multi:
             # msplugin enabled multi-statements on this replica for its GTID checks; the
             # application did not, so its own multi-statement strings stay refused.
@@ -330,11 +351,14 @@ class Connection:
             return AUTOCOMMIT_OFF
         return NO_TRANSACTION
 
-    def _after(self, backend: Backend) -> None:
-        """Learn from the reply: is a transaction open there, did a write report its GTID."""
+    def _after(self, backend: Backend, cur: pymysql.cursors.Cursor | None = None) -> None:
+        """Learn from the reply: is a transaction open there, did a write report its GTID,
+        what session state does the backend hold now."""
         c = self._c
         assert c is not None
         status = backend.status
+        if self._state is not None:
+            self._state_after(backend, c, status, cur)
         if self._sticky:
             if c.trx == "xa_begin":
                 self._xa = True
@@ -390,6 +414,117 @@ class Connection:
             )
             return None
         return None if not row or row[0] is None else str(row[0])
+
+    # ---------------------------------------------------------------- session state
+
+    def _apply_state(
+        self, query: str, c: Classification, backend: Backend, reason: str, target: Target
+    ) -> tuple[Backend, str]:
+        """Warn about, or in sync mode fix, state the statement depends on but *backend* lacks."""
+        tracker = self._state
+        assert tracker is not None
+        eff = self._eff = effects(query)
+        fixed = ""
+        if target is Target.TRANSACTION:
+            fixed = "a transaction is open there"
+        elif c.hinted:
+            fixed = "a hint chose the server"
+        master = (self._master_backend or self._masters[0]).name
+        plan = tracker.plan(query, eff, backend.name, read=c.read, fixed=fixed, master=master)
+        if not (plan.move_to or plan.warnings or plan.replay or plan.error):
+            return backend, reason
+        for message in plan.warnings:
+            self._warn_state(query, message)
+        if plan.error:
+            raise RoutingError(f"{_cut(query)}: {plan.error}; nothing was sent")
+        if plan.move_to:
+            backend = self._backend_named(plan.move_to)
+            reason = f"{reason}; {plan.reason}"
+            self._stats.counts["state_moved"] += 1
+            if backend.role == "master":
+                self._check = None  # the master has every write: no GTID check
+        if plan.replay:
+            self._replay(backend, plan.replay)
+        return backend, reason
+
+    def _warn_state(self, query: str, message: str) -> None:
+        text = f"{_cut(query)}: {message}"
+        self._stats.counts["state_warnings"] += 1
+        state_logger.warning("%s", text)
+        # stacklevel 5: the application's execute() call (_warn_state, _apply_state, _route,
+        # Cursor.execute, caller).
+        warnings.warn(text, StateDivergenceWarning, stacklevel=5)
+
+    def _backend_named(self, name: str) -> Backend:
+        backend = self._by_name[name]
+        if backend.role == "master":
+            return self._master()
+        if backend.conn is None:
+            self._open(backend, lazy=True)
+        return backend
+
+    def _replay(self, backend: Backend, statements: tuple[str, ...]) -> None:
+        """Sync: bring *backend*'s session settings up to the application's before it runs."""
+        tracker = self._state
+        assert tracker is not None and backend.conn is not None
+        statement = ""
+        try:
+            with backend.conn.cursor() as cur:
+                for statement in statements:
+                    cur.execute(statement)
+        except err.MySQLError as exc:
+            raise err.OperationalError(
+                f"session_state sync: replaying {_cut(statement)!r} on {backend.name} failed "
+                f"({exc.args[-1]}); the statement was not sent"
+            ) from exc
+        tracker.replayed(backend.name)
+        self._stats.counts["state_replayed"] += len(statements)
+        state_logger.debug("replayed %d session setting(s) on %s", len(statements), backend.name)
+
+    def _state_after(
+        self, backend: Backend, c: Classification, status: int, cur: pymysql.cursors.Cursor | None
+    ) -> None:
+        tracker = self._state
+        eff = self._eff
+        assert tracker is not None and eff is not None
+        executed = ""
+        if eff.setting and cur is not None:
+            # The text PyMySQL sent, arguments interpolated: what a replay must send.
+            executed = str(getattr(cur, "_executed", "") or "")
+        tracker.record(eff, backend.name, read=c.read, wrote=not c.read, executed=executed)
+        if c.trx in ("begin", "begin_ro", "xa_begin"):
+            tracker.transaction_began(backend.name)
+        if status & SESSION_STATE_CHANGED and eff.empty and backend.conn is not None:
+            # Only an OK packet carries the state block (a result set leaves the flag set).
+            message = getattr(backend.conn._result, "message", None)  # type: ignore[attr-defined]
+            if message:
+                self._server_reported(backend, message)
+
+    def _server_reported(self, backend: Backend, message: bytes) -> None:
+        """The server changed session state that the statement's text does not explain
+        (a procedure, a trigger): record what it said."""
+        assert self._state is not None
+        schema: str | None = None
+        variables: dict[str, str] = {}
+        changed = False
+        for kind, data in session_state_items(message):
+            if kind == TRACK_SCHEMA:
+                schema = schema_name(data)
+            elif kind == TRACK_SYSTEM_VARIABLES:
+                name, value = system_variable(data)
+                if name != "last_gtid":
+                    variables[name] = value
+            elif kind == TRACK_STATE_CHANGE:
+                changed = True
+        if schema is None and not variables and not changed:
+            return
+        self._stats.counts["state_server_changes"] += 1
+        state_logger.info(
+            "%s: the server reported session state changes no statement text explains%s",
+            backend.name,
+            f" (database {schema})" if schema is not None else "",
+        )
+        self._state.server_reported(backend.name, schema=schema, variables=variables)
 
     # ---------------------------------------------------------------- choosing a replica
 
@@ -578,31 +713,49 @@ class Connection:
 
     def _open(self, backend: Backend, *, lazy: bool) -> None:
         kind = "lazy" if lazy else "non_lazy"
-        if backend.role == "master":
-            flags = CLIENT.SESSION_TRACK  # free until a tracked variable changes
-        else:
+        # Session tracking costs nothing until a tracked item changes; it tells msplugin the
+        # master's GTIDs and, with session_state, changes no statement text shows.
+        flags = CLIENT.SESSION_TRACK
+        if backend.role == "slave" and self._session_configured:
             # Lets a session-consistent read carry its GTID check in the same packet.
-            flags = CLIENT.MULTI_STATEMENTS if self._session_configured else 0
+            flags |= CLIENT.MULTI_STATEMENTS
         try:
             backend.connect(self._defaults, self._overrides, flags=flags)
         except err.OperationalError:
             self._stats.counts[f"{kind}_connections_{backend.role}_failure"] += 1
             raise
         self._stats.counts[f"{kind}_connections_{backend.role}_success"] += 1
-        if backend.role == "master" and self._track_gtids:
-            self._setup_tracking(backend)
+        track_gtids = backend.role == "master" and self._track_gtids
+        if track_gtids or self._state is not None:
+            self._setup_tracking(backend, gtids=track_gtids, state=self._state is not None)
 
-    def _setup_tracking(self, backend: Backend) -> None:
+    def _setup_tracking(self, backend: Backend, *, gtids: bool, state: bool) -> None:
+        """One statement at connect: report GTIDs (master), and session state changes."""
         assert backend.conn is not None
+        parts = []
+        if gtids:
+            parts.append(gtid_tracking(backend.flavor))
+        if state:
+            parts.append("session_track_state_change = ON")
         try:
             with backend.conn.cursor() as cur:
-                cur.execute(tracking_setup_sql(backend.flavor))
+                cur.execute("SET SESSION " + ", ".join(parts))
         except err.MySQLError as exc:
-            # Without tracking every write is "untracked": session reads go to the master.
-            logger.warning(
-                "cannot track GTIDs on %s (%s): session reads go to the master", backend.info, exc
-            )
-            self._track_gtids = False
+            if gtids:
+                # Without tracking every write is "untracked": session reads go to the master.
+                logger.warning(
+                    "cannot track GTIDs on %s (%s): session reads go to the master",
+                    backend.info,
+                    exc,
+                )
+                self._track_gtids = False
+            if state:
+                logger.warning(
+                    "cannot track session state changes on %s (%s): session_state sees "
+                    "statement text only",
+                    backend.info,
+                    exc,
+                )
 
     def _connect_all(self) -> None:
         """lazy_connections false: connect the master and every slave now."""
@@ -692,9 +845,41 @@ class Connection:
             self._track_gtids = True
             master = self._master_backend
             if master is not None and master.conn is not None:
-                self._setup_tracking(master)
+                self._setup_tracking(master, gtids=True, state=False)
         if age is not None:
             self._watch_replicas()
+
+    def set_session_state(self, mode: str) -> None:
+        """Set how session state is handled from now on: "off", "warn" or "sync".
+
+        Switching from "off" starts tracking from nothing: state that statements left before
+        is unknown to msplugin. Between "warn" and "sync" what is tracked is kept.
+        """
+        if mode not in MODES:
+            raise err.ProgrammingError(
+                f"set_session_state(): mode must be 'off', 'warn' or 'sync', got {mode!r}"
+            )
+        if mode == "off":
+            self._state = None
+            return
+        if self._state is not None:
+            self._state.mode = mode
+            return
+        self._state = Tracker(mode, tuple(self._by_name))
+        for b in self._open_backends():
+            self._setup_tracking(b, gtids=False, state=True)
+
+    def session_state(self) -> dict[str, dict[str, Any]]:
+        """What each backend's session holds, as msplugin tracked it, for debugging.
+
+        Per backend: session settings the application set there (statement texts), names of
+        user variables, temporary tables and prepared statements, LOCK TABLES, the number of
+        named locks, and whether the server reported changes no statement explains. Never
+        variable values. Empty entries when session_state is "off".
+        """
+        if self._state is None:
+            return {name: {} for name in self._by_name}
+        return self._state.snapshot()
 
     def last_gtid(self) -> str | None:
         """The GTID of this connection's last write (None if unknown), to carry to later reads."""
@@ -747,6 +932,8 @@ class Connection:
             assert b.conn is not None
             b.conn.select_db(db)
         self._overrides["database"] = db
+        if self._state is not None:
+            self._state.forget("database")
 
     def set_character_set(self, charset: str, collation: str | None = None) -> None:
         """Set the connection character set on every open backend and on those opened later."""
@@ -756,6 +943,8 @@ class Connection:
         self._overrides["charset"] = charset
         if collation is not None:
             self._overrides["collation"] = collation
+        if self._state is not None:
+            self._state.forget("charset")
 
     def ping(self, reconnect: bool = True) -> None:
         """Check every open backend (reconnecting if asked); with none open, connect the master."""
@@ -786,6 +975,31 @@ class Connection:
         """Return where *sql* would run and why; nothing is executed or connected."""
         c = classify(sql, self._classifier)
         d = self._decide(c)
+        e = self._explain_routing(c, d)
+        if self._state is None or e.server is None:
+            return e
+        fixed = ""
+        if d.target is Target.TRANSACTION:
+            fixed = "a transaction is open there"
+        elif c.hinted:
+            fixed = "a hint chose the server"
+        master = (self._master_backend or self._masters[0]).name
+        plan = self._state.plan(
+            sql, effects(sql), e.server, read=c.read, fixed=fixed, master=master
+        )
+        reason = e.reason
+        if plan.error:
+            return dataclasses.replace(e, reason=f"{reason}; would fail: {plan.error}")
+        if plan.move_to:
+            e = dataclasses.replace(e, role=self._by_name[plan.move_to].role, server=plan.move_to)
+            reason += f"; {plan.reason}"
+        for w in plan.warnings:
+            reason += f"; warning: {w}"
+        if plan.replay:
+            reason += f"; {len(plan.replay)} session setting(s) replayed there first"
+        return dataclasses.replace(e, reason=reason)
+
+    def _explain_routing(self, c: Classification, d: Decision) -> Explanation:
         master = self._master_backend
         last = self._last_used
         if d.target is Target.MASTER:
@@ -855,7 +1069,7 @@ class Cursor:
         if conn._check is not None:
             return self._execute_checked(backend, cur, query, args)
         result = cur.execute(query, args)
-        conn._after(backend)
+        conn._after(backend, cur)
         return result
 
     def _execute_checked(
@@ -878,12 +1092,12 @@ class Cursor:
             if conn._run_check(cur, f"{prefix};{query}", args):
                 cur.nextset()
                 conn._check_result(backend, True)
-                conn._after(backend)
+                conn._after(backend, cur)
                 return cur.rowcount
         elif conn._run_check(cur, check, None):
             conn._check_result(backend, True)
             result = cur.execute(query, args)
-            conn._after(backend)
+            conn._after(backend, cur)
             return result
         conn._check_result(backend, False)
         master = conn._master()
@@ -896,7 +1110,7 @@ class Cursor:
         mcur = self._cursor_for(master)
         self._current = mcur
         result = mcur.execute(query, args)
-        conn._after(master)
+        conn._after(master, mcur)
         return result
 
     def executemany(self, query: str, args: Sequence[Any]) -> int | None:
@@ -912,7 +1126,7 @@ class Cursor:
         cur = self._cursor_for(backend)
         self._current = cur
         result = cur.executemany(query, args)
-        conn._after(backend)
+        conn._after(backend, cur)
         return result
 
     def callproc(self, procname: str, args: Sequence[Any] = ()) -> Any:
@@ -922,7 +1136,7 @@ class Cursor:
         cur = self._cursor_for(backend)
         self._current = cur
         result = cur.callproc(procname, args)
-        conn._after(backend)
+        conn._after(backend, cur)
         return result
 
     def _result(self) -> pymysql.cursors.Cursor:

@@ -18,18 +18,27 @@ from typing import Final
 
 __all__ = [
     "SESSION_STATE_CHANGED",
+    "TRACK_SCHEMA",
+    "TRACK_STATE_CHANGE",
+    "TRACK_SYSTEM_VARIABLES",
     "GtidState",
     "covers",
     "gtid_from_session_state",
+    "gtid_tracking",
     "is_valid_gtid",
     "parse_mariadb_gtid",
-    "tracking_setup_sql",
+    "schema_name",
+    "session_state_items",
+    "system_variable",
     "wait_sql",
 ]
 
 SESSION_STATE_CHANGED: Final = 0x4000  # server status flag: the OK packet carries session state
-_TRACK_SYSTEM_VARIABLES: Final = 0
-_TRACK_GTIDS: Final = 3
+# Session-state item types (MySQL/MariaDB protocol, enum_session_state_type).
+TRACK_SYSTEM_VARIABLES: Final = 0
+TRACK_SCHEMA: Final = 1
+TRACK_STATE_CHANGE: Final = 2
+TRACK_GTIDS: Final = 3
 _MARIADB_GTID: Final = re.compile(r"\d+-\d+-\d+(?:,\d+-\d+-\d+)*")
 _MYSQL_GTID: Final = re.compile(r"[0-9A-Fa-f:,\-\s]+")
 
@@ -51,32 +60,59 @@ def _lenenc_bytes(data: bytes, pos: int) -> tuple[bytes, int]:
     return data[pos : pos + length], pos + length
 
 
-def gtid_from_session_state(message: bytes) -> str | None:
-    """Return the GTID reported in an OK packet's session-state block, if there is one.
+def session_state_items(message: bytes) -> list[tuple[int, bytes]]:
+    """The (type, data) items of an OK packet's session-state block; [] if it has none.
 
     *message* is what PyMySQL keeps after the OK packet's warning count: with
     CLIENT.SESSION_TRACK, a length-encoded info string, then the length-encoded state block.
-    Malformed data gives None: a missed GTID only sends a session read to the master.
+    Malformed data gives []: a missed item costs a warning or a replay, never a wrong answer
+    from the GTID check.
     """
     try:
         _info, pos = _lenenc_bytes(message, 0)
+        if pos >= len(message):
+            return []
         block, _ = _lenenc_bytes(message, pos)
-        found: str | None = None
+        items = []
         i = 0
         while i < len(block):
             kind = block[i]
             data, i = _lenenc_bytes(block, i + 1)
-            if kind == _TRACK_SYSTEM_VARIABLES:
+            items.append((kind, data))
+        return items
+    except (ValueError, IndexError):
+        return []
+
+
+def system_variable(data: bytes) -> tuple[str, str]:
+    """Decode a SESSION_TRACK_SYSTEM_VARIABLES item: (name, value)."""
+    name, j = _lenenc_bytes(data, 0)
+    value, _ = _lenenc_bytes(data, j)
+    return name.decode("utf-8", "replace"), value.decode("utf-8", "replace")
+
+
+def schema_name(data: bytes) -> str:
+    """Decode a SESSION_TRACK_SCHEMA item: the new current database."""
+    name, _ = _lenenc_bytes(data, 0)
+    return name.decode("utf-8", "replace")
+
+
+def gtid_from_session_state(message: bytes) -> str | None:
+    """Return the GTID reported in an OK packet's session-state block, if there is one."""
+    found: str | None = None
+    try:
+        for kind, data in session_state_items(message):
+            if kind == TRACK_SYSTEM_VARIABLES:
                 name, j = _lenenc_bytes(data, 0)
                 if name == b"last_gtid":
                     value, _ = _lenenc_bytes(data, j)
                     found = value.decode("ascii") or found
-            elif kind == _TRACK_GTIDS and len(data) > 1:
+            elif kind == TRACK_GTIDS and len(data) > 1:
                 value, _ = _lenenc_bytes(data, 1)  # byte 0: encoding specification
                 found = value.decode("ascii") or found
-        return found
     except (ValueError, IndexError, UnicodeDecodeError):
         return None
+    return found
 
 
 def parse_mariadb_gtid(text: str) -> dict[int, int]:
@@ -125,14 +161,14 @@ def wait_sql(flavor: str, gtid: str, timeout: float) -> str:
     return f"SELECT WAIT_FOR_EXECUTED_GTID_SET('{gtid.strip()}', {timeout:g})"
 
 
-def tracking_setup_sql(flavor: str) -> str:
-    """Make the master report this session's GTID in every OK packet."""
+def gtid_tracking(flavor: str) -> str:
+    """The SET assignment that makes the master report this session's GTID in every OK packet."""
     if flavor == "mariadb":
         return (
-            "SET SESSION session_track_system_variables = "
+            "session_track_system_variables = "
             "CONCAT(@@session.session_track_system_variables, ',last_gtid')"
         )
-    return "SET SESSION session_track_gtids = OWN_GTID"
+    return "session_track_gtids = OWN_GTID"
 
 
 @dataclass(slots=True)

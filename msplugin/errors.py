@@ -37,6 +37,7 @@ __all__ = [
     "OperationalError",
     "ProgrammingError",
     "RoutingError",
+    "StateDivergenceWarning",
     "TransactionError",
     "Warning",
 ]
@@ -71,5 +72,16 @@ class TransactionError(ProgrammingError):
 
 class NoBackendAvailable(OperationalError):
     """No server of the group could be connected for a statement; nothing was executed."""
+
+    __module__ = "msplugin"
+
+
+class StateDivergenceWarning(UserWarning):
+    """A statement runs on a backend whose session lacks state it depends on.
+
+    Emitted with ``warnings.warn`` (and logged at warning level) under ``session_state: warn``,
+    and under ``sync`` when the statement cannot move (a transaction or a hint holds it). The
+    message names the state item, the backend that holds it and the backend chosen.
+    """
 
     __module__ = "msplugin"

@@ -48,6 +48,10 @@ STAT_NAMES: Final = (
     "gtid_check_failed",
     "gtid_fetch",
     "gtid_on_commit",
+    "state_warnings",
+    "state_moved",
+    "state_replayed",
+    "state_server_changes",
 )
 
 _lock = threading.Lock()

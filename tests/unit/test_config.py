@@ -324,9 +324,6 @@ def test_connect_rejects_unknown_keywords(tmp_path: Path) -> None:
 
 
 def test_settings_not_implemented_yet_are_refused_not_ignored(tmp_path: Path) -> None:
-    path = write(tmp_path, with_group(session_state="sync"))
-    with pytest.raises(msplugin.NotSupportedError, match="session_state 'sync'"):
-        msplugin.connect("myapp", config=path)
     path = write(tmp_path, with_group(filters=["least_connections"]), name="lc.json")
     with pytest.raises(msplugin.NotSupportedError, match="filter 'least_connections'"):
         msplugin.connect("myapp", config=path)
