@@ -302,6 +302,7 @@ class Tracker:
         if (
             eff.empty
             and not self.lock_holder
+            and not self.temp_home
             and not self.overflow
             and self.states[chosen].settings_version == self.settings_version
         ):
