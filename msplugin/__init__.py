@@ -8,6 +8,8 @@ override. See MANUAL.md.
 
 from __future__ import annotations
 
+import logging
+
 from msplugin.backends import ServerInfo
 from msplugin.classify import Route, query_is_select
 from msplugin.config import Config, GroupConfig, ServerConfig, load_config
@@ -68,6 +70,10 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+# A library leaves output to the application: without logging configured, msplugin's warnings
+# reach the application through warnings.warn (state divergence) or exceptions, not stderr.
+logging.getLogger("msplugin").addHandler(logging.NullHandler())
 
 apilevel = "2.0"
 threadsafety = 1

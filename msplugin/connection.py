@@ -424,13 +424,10 @@ class Connection:
         tracker = self._state
         assert tracker is not None
         eff = self._eff = effects(query)
-        fixed = ""
-        if target is Target.TRANSACTION:
-            fixed = "a transaction is open there"
-        elif c.hinted:
-            fixed = "a hint chose the server"
         master = (self._master_backend or self._masters[0]).name
-        plan = tracker.plan(query, eff, backend.name, read=c.read, fixed=fixed, master=master)
+        plan = tracker.plan(
+            query, eff, backend.name, read=c.read, fixed=_fixed_by(c, target), master=master
+        )
         if not (plan.move_to or plan.warnings or plan.replay or plan.error):
             return backend, reason
         for message in plan.warnings:
@@ -976,16 +973,19 @@ class Connection:
         c = classify(sql, self._classifier)
         d = self._decide(c)
         e = self._explain_routing(c, d)
-        if self._state is None or e.server is None:
+        if self._state is None:
             return e
-        fixed = ""
-        if d.target is Target.TRANSACTION:
-            fixed = "a transaction is open there"
-        elif c.hinted:
-            fixed = "a hint chose the server"
-        master = (self._master_backend or self._masters[0]).name
+        # No replica picked yet (random): judge state on the first, as a stand-in.
+        chosen = e.server or (self._slave_names[0] if e.role == "slave" else None)
+        if chosen is None:
+            return e
         plan = self._state.plan(
-            sql, effects(sql), e.server, read=c.read, fixed=fixed, master=master
+            sql,
+            effects(sql),
+            chosen,
+            read=c.read,
+            fixed=_fixed_by(c, d.target),
+            master=(self._master_backend or self._masters[0]).name,
         )
         reason = e.reason
         if plan.error:
@@ -994,6 +994,8 @@ class Connection:
             e = dataclasses.replace(e, role=self._by_name[plan.move_to].role, server=plan.move_to)
             reason += f"; {plan.reason}"
         for w in plan.warnings:
+            if not e.server:
+                w = w.replace(f"runs on {chosen}", "runs on a slave")
             reason += f"; warning: {w}"
         if plan.replay:
             reason += f"; {len(plan.replay)} session setting(s) replayed there first"
@@ -1025,6 +1027,15 @@ class Connection:
     def stats(self) -> dict[str, int]:
         """This connection's counters (see msplugin.get_stats() for the process)."""
         return self._stats.snapshot()
+
+
+def _fixed_by(c: Classification, target: Target) -> str:
+    """Why session state may not move this statement to another backend ("" if it may)."""
+    if target is Target.TRANSACTION:
+        return "a transaction is open there"
+    if c.hinted:
+        return "a hint chose the server"
+    return ""
 
 
 def _cut(query: str) -> str:

@@ -4,26 +4,32 @@ from __future__ import annotations
 
 import pytest
 
-import msplugin
 from msplugin import cli, demo
 from msplugin.sandbox import Sandbox
 
 pytestmark = pytest.mark.integration
 
 
-def test_demo_shows_the_pitfall_and_the_fixes(sandbox: Sandbox) -> None:
+def test_demo_shows_the_pitfall_under_each_mode(sandbox: Sandbox) -> None:
     lines: list[str] = []
-    with msplugin.connect("sandbox", config=str(sandbox.config_path)) as conn:
-        demo.run(conn, lines.append)
+    demo.run(demo._connector(str(sandbox.config_path), "sandbox"), lines.append)
     text = "\n".join(lines)
-    pitfall, fix1, fix2, tmp = text.split("\n== ")[1:]
+    off, warn, sync, hints, tmp_warn, tmp_sync = text.split("\n== ")[1:]
+    assert "-> master_0 (master): SET is not a read" in off
+    assert "(slave): SELECT is a read" in off and "@myrole = ''" in off
+    assert "Warning" not in off
+    assert "@myrole = ''" in warn
+    assert "StateDivergenceWarning: SELECT @myrole AS _role: @myrole was set on master_0" in warn
     assert (
-        "SET @myrole='master'" in pitfall and "-> master_0 (master): SET is not a read" in pitfall
+        "-> master_0 (master): SELECT is a read; pinned to master_0: @myrole was set there" in sync
     )
-    assert "(slave): SELECT is a read" in pitfall and "@myrole = ''" in pitfall
-    assert "-> master_0 (master): hint ms=last_used" in fix1 and "@myrole = 'master'" in fix1
-    assert "-> master_0 (master): hint ms=master" in fix2 and "@myrole = 'master'" in fix2
-    assert "result = 42" in tmp
+    assert "@myrole = 'master'" in sync and "Warning" not in sync
+    assert "-> master_0 (master): hint ms=last_used" in hints
+    assert "-> master_0 (master): hint ms=master" in hints and "@myrole = ''" not in hints
+    assert "temporary table demo_tmp exists on master_0" in tmp_warn
+    assert "error from slave_" in tmp_warn and "doesn't exist" in tmp_warn
+    assert "pinned to master_0: temporary table demo_tmp exists there" in tmp_sync
+    assert "result = 42" in tmp_sync
 
 
 def test_cli_sandbox_status(sandbox: Sandbox, capsys: pytest.CaptureFixture[str]) -> None:
