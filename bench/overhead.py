@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pymysql
+from state_cost import report as report_state_cost
+from state_cost import state_cost
 
 import msplugin
 from msplugin.classify import _classify, classify
@@ -211,6 +213,7 @@ def main() -> int:
             "select_1": measure(config, args.group, args.rounds, args.statements),
             "classifier": classifier_cost(),
             "consistency": consistency_cost(config, args.group, n=1000),
+            "session_state": state_cost(config, args.group, args.rounds, args.statements),
         }
     finally:
         if sandbox is not None:
@@ -246,6 +249,7 @@ def main() -> int:
         print(
             f"  writes (INSERT): eventual {e['write_us_median']:.1f} us, session {ss['write_us_median']:.1f} us"
         )
+    report_state_cost(results["session_state"])
     out = Path(__file__).with_name("results.json")
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"written: {out}")

@@ -57,7 +57,7 @@ from msplugin.routing import (
     Target,
     decide,
 )
-from msplugin.state import MODES, Effects, Tracker, effects
+from msplugin.state import MODES, NOTHING, Effects, Tracker, effects
 from msplugin.stats import Stats
 
 __all__ = ["Connection", "Cursor", "connect"]
@@ -424,6 +424,8 @@ class Connection:
         tracker = self._state
         assert tracker is not None
         eff = self._eff = effects(query)
+        if eff is NOTHING and tracker.idle(backend.name):
+            return backend, reason  # the common statement: nothing to check, nothing to do
         master = (self._master_backend or self._masters[0]).name
         plan = tracker.plan(
             query, eff, backend.name, read=c.read, fixed=_fixed_by(c, target), master=master
@@ -484,18 +486,24 @@ class Connection:
         tracker = self._state
         eff = self._eff
         assert tracker is not None and eff is not None
+        if eff is NOTHING:  # the common statement: only where LAST_INSERT_ID/FOUND_ROWS live
+            if c.read:
+                tracker.found_rows_home = backend.name
+            else:
+                tracker.last_insert_home = backend.name
+            if status & SESSION_STATE_CHANGED and backend.conn is not None:
+                # Only an OK packet carries the state block (a result set leaves the flag set).
+                message = getattr(backend.conn._result, "message", None)  # type: ignore[attr-defined]
+                if message:
+                    self._server_reported(backend, message)
+            if c.trx in ("begin", "begin_ro", "xa_begin"):
+                tracker.transaction_began(backend.name)
+            return
         executed = ""
         if eff.setting and cur is not None:
             # The text PyMySQL sent, arguments interpolated: what a replay must send.
             executed = str(getattr(cur, "_executed", "") or "")
         tracker.record(eff, backend.name, read=c.read, wrote=not c.read, executed=executed)
-        if c.trx in ("begin", "begin_ro", "xa_begin"):
-            tracker.transaction_began(backend.name)
-        if status & SESSION_STATE_CHANGED and eff.empty and backend.conn is not None:
-            # Only an OK packet carries the state block (a result set leaves the flag set).
-            message = getattr(backend.conn._result, "message", None)  # type: ignore[attr-defined]
-            if message:
-                self._server_reported(backend, message)
 
     def _server_reported(self, backend: Backend, message: bytes) -> None:
         """The server changed session state that the statement's text does not explain

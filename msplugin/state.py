@@ -19,6 +19,7 @@ from typing import Final, NamedTuple
 
 __all__ = [
     "MODES",
+    "NOTHING",
     "SETTINGS_LIMIT",
     "BackendState",
     "Effects",
@@ -109,10 +110,10 @@ class Effects(NamedTuple):
 
     @property
     def empty(self) -> bool:
-        return self == _NOTHING
+        return self is NOTHING
 
 
-_NOTHING: Final = Effects()
+NOTHING: Final = Effects()  # the one instance for statements that touch no session state
 
 
 def effects(sql: str) -> Effects:
@@ -171,7 +172,7 @@ def _effects(sql: str) -> Effects:
         for fm in _FUNCS.finditer(text):
             found[fm.group(1).lower()] = True
     if not found:
-        return _NOTHING
+        return NOTHING
     return Effects(**found)  # type: ignore[arg-type]
 
 
@@ -299,14 +300,8 @@ class Tracker:
         *fixed* names why the statement cannot move ("" if it can): an open transaction or a
         hint. *master* is the backend that takes writes.
         """
-        if (
-            eff.empty
-            and not self.lock_holder
-            and not self.temp_home
-            and not self.overflow
-            and self.states[chosen].settings_version == self.settings_version
-        ):
-            return _STAY  # the common statement: depends on nothing, and nothing diverged
+        if eff is NOTHING and self.idle(chosen):
+            return _STAY
         sync = self.mode == "sync"
         needs = self._needs(sql, eff, chosen)
         if sync and not needs and eff.sets_vars and chosen != master and not fixed:
@@ -335,6 +330,16 @@ class Tracker:
         if holder == chosen:
             return Plan("", "", warnings, self.pending(chosen))
         return Plan(holder, reason, warnings, self.pending(holder))
+
+    def idle(self, chosen: str) -> bool:
+        """True if a statement that touches no state needs nothing on *chosen*: no lock is
+        held, no temporary table exists, *chosen* has every setting. The common case."""
+        return (
+            not self.lock_holder
+            and not self.temp_home
+            and not self.overflow
+            and self.states[chosen].settings_version == self.settings_version
+        )
 
     def _needs(self, sql: str, eff: Effects, chosen: str) -> list[tuple[str, str, str]]:
         """(state item, backend holding it, what it is there) for each dependency that
