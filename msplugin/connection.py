@@ -424,7 +424,7 @@ class Connection:
         tracker = self._state
         assert tracker is not None
         eff = self._eff = effects(query)
-        if eff is NOTHING and tracker.idle(backend.name):
+        if eff is NOTHING and tracker.idle(backend.name, query):
             return backend, reason  # the common statement: nothing to check, nothing to do
         master = (self._master_backend or self._masters[0]).name
         plan = tracker.plan(

@@ -300,7 +300,7 @@ class Tracker:
         *fixed* names why the statement cannot move ("" if it can): an open transaction or a
         hint. *master* is the backend that takes writes.
         """
-        if eff is NOTHING and self.idle(chosen):
+        if eff is NOTHING and self.idle(chosen, sql):
             return _STAY
         sync = self.mode == "sync"
         needs = self._needs(sql, eff, chosen)
@@ -331,15 +331,17 @@ class Tracker:
             return Plan("", "", warnings, self.pending(chosen))
         return Plan(holder, reason, warnings, self.pending(holder))
 
-    def idle(self, chosen: str) -> bool:
-        """True if a statement that touches no state needs nothing on *chosen*: no lock is
-        held, no temporary table exists, *chosen* has every setting. The common case."""
-        return (
-            not self.lock_holder
-            and not self.temp_home
-            and not self.overflow
-            and self.states[chosen].settings_version == self.settings_version
-        )
+    def idle(self, chosen: str, sql: str) -> bool:
+        """True if *sql*, a statement that touches no state, needs nothing on *chosen*: no
+        lock is held, *chosen* has every setting, no temporary table is named. The common
+        case, kept to a few tests."""
+        if (
+            self.lock_holder
+            or self.overflow
+            or self.states[chosen].settings_version != self.settings_version
+        ):
+            return False
+        return not self.temp_home or self.temp_home.keys().isdisjoint(words(sql))
 
     def _needs(self, sql: str, eff: Effects, chosen: str) -> list[tuple[str, str, str]]:
         """(state item, backend holding it, what it is there) for each dependency that
