@@ -310,8 +310,11 @@ class Connection:
             )
         else:
             backend = self._last_used
-        if self._state is not None:
-            backend, reason = self._apply_state(query, c, backend, reason, target)
+        tracker = self._state
+        if tracker is not None:
+            eff = self._eff = effects(query)
+            if eff is not NOTHING or not tracker.idle(backend.name, query):
+                backend, reason = self._apply_state(query, c, backend, reason, target, eff)
         if c.statements > 1 and backend.multi_statements and not self._user_multi:
             # msplugin enabled multi-statements on this replica for its GTID checks; the
             # application did not, so its own multi-statement strings stay refused.
@@ -357,8 +360,16 @@ class Connection:
         c = self._c
         assert c is not None
         status = backend.status
-        if self._state is not None:
-            self._state_after(backend, c, status, cur)
+        tracker = self._state
+        if tracker is not None:
+            if self._eff is NOTHING and not status & SESSION_STATE_CHANGED and not c.trx:
+                # The common statement: only where LAST_INSERT_ID()/FOUND_ROWS() live moves.
+                if c.read:
+                    tracker.found_rows_home = backend.name
+                else:
+                    tracker.last_insert_home = backend.name
+            else:
+                self._state_after(backend, c, status, cur)
         if self._sticky:
             if c.trx == "xa_begin":
                 self._xa = True
@@ -418,14 +429,18 @@ class Connection:
     # ---------------------------------------------------------------- session state
 
     def _apply_state(
-        self, query: str, c: Classification, backend: Backend, reason: str, target: Target
+        self,
+        query: str,
+        c: Classification,
+        backend: Backend,
+        reason: str,
+        target: Target,
+        eff: Effects,
     ) -> tuple[Backend, str]:
-        """Warn about, or in sync mode fix, state the statement depends on but *backend* lacks."""
+        """Warn about, or in sync mode fix, state the statement depends on but *backend* lacks.
+        Not called for the common statement, which touches no state and needs none."""
         tracker = self._state
         assert tracker is not None
-        eff = self._eff = effects(query)
-        if eff is NOTHING and tracker.idle(backend.name, query):
-            return backend, reason  # the common statement: nothing to check, nothing to do
         master = (self._master_backend or self._masters[0]).name
         plan = tracker.plan(
             query, eff, backend.name, read=c.read, fixed=_fixed_by(c, target), master=master
@@ -486,7 +501,7 @@ class Connection:
         tracker = self._state
         eff = self._eff
         assert tracker is not None and eff is not None
-        if eff is NOTHING:  # the common statement: only where LAST_INSERT_ID/FOUND_ROWS live
+        if eff is NOTHING:  # a transaction statement, or the server reported a change
             if c.read:
                 tracker.found_rows_home = backend.name
             else:
