@@ -756,7 +756,7 @@ class Connection:
         if gtids:
             parts.append(gtid_tracking(backend.flavor))
         if state:
-            parts.append("session_track_state_change = ON")
+            parts.append("session_track_state_change = ON, session_track_schema = ON")
         try:
             with backend.conn.cursor() as cur:
                 cur.execute("SET SESSION " + ", ".join(parts))

@@ -354,6 +354,25 @@ def test_lock_tables(connect: Callable[..., msplugin.Connection], mode: str) -> 
             assert "LOCK TABLES is held on master_0" in found[0]
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_named_lock(connect: Callable[..., msplugin.Connection], mode: str) -> None:
+    conn = connect(mode, classifier="mysqlnd_ms")  # its classifier sends RELEASE_LOCK to a slave
+    exec_(conn, "/*ms=master*/SELECT GET_LOCK('msplugin_nl', 5)")
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        held = run(conn, "SELECT v, @@server_id FROM st LIMIT 1")[1]
+        released, sid = run(conn, "SELECT RELEASE_LOCK('msplugin_nl'), @@server_id")
+    after = run(conn, "SELECT v, @@server_id FROM st LIMIT 1")[1]
+    found = divergence(record)
+    assert after in REPLICAS
+    if mode == "sync":
+        assert (held, released, sid, found) == (PRIMARY, 1, PRIMARY, [])
+    else:
+        assert held in REPLICAS and sid in REPLICAS and released is None  # not held there
+        assert len(found) == (1 if mode == "warn" else 0)
+        exec_(conn, "/*ms=master*/SELECT RELEASE_LOCK('msplugin_nl')")
+
+
 def test_named_lock_pins_in_sync_until_released(
     connect: Callable[..., msplugin.Connection],
 ) -> None:
