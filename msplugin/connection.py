@@ -501,24 +501,20 @@ class Connection:
         tracker = self._state
         eff = self._eff
         assert tracker is not None and eff is not None
-        if eff is NOTHING:  # a transaction statement, or the server reported a change
-            if c.read:
-                tracker.found_rows_home = backend.name
-            else:
-                tracker.last_insert_home = backend.name
-            if status & SESSION_STATE_CHANGED and backend.conn is not None:
-                # Only an OK packet carries the state block (a result set leaves the flag set).
-                message = getattr(backend.conn._result, "message", None)  # type: ignore[attr-defined]
-                if message:
-                    self._server_reported(backend, message)
-            if c.trx in ("begin", "begin_ro", "xa_begin"):
-                tracker.transaction_began(backend.name)
-            return
         executed = ""
         if eff.setting and cur is not None:
             # The text PyMySQL sent, arguments interpolated: what a replay must send.
             executed = str(getattr(cur, "_executed", "") or "")
         tracker.record(eff, backend.name, read=c.read, wrote=not c.read, executed=executed)
+        if eff is not NOTHING:
+            return  # the text explains what the server may report
+        if status & SESSION_STATE_CHANGED and backend.conn is not None:
+            # Only an OK packet carries the state block (a result set leaves the flag set).
+            message = getattr(backend.conn._result, "message", None)  # type: ignore[attr-defined]
+            if message:
+                self._server_reported(backend, message)
+        if c.trx in ("begin", "begin_ro", "xa_begin"):
+            tracker.transaction_began(backend.name)
 
     def _server_reported(self, backend: Backend, message: bytes) -> None:
         """The server changed session state that the statement's text does not explain

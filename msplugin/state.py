@@ -327,8 +327,6 @@ class Tracker:
         if not read and holder != master and not eff.uses_prepared:
             error = f"{reason}, but the statement is not a read and {holder} is a slave"
             return Plan("", reason, warnings, (), error)
-        if holder == chosen:
-            return Plan("", "", warnings, self.pending(chosen))
         return Plan(holder, reason, warnings, self.pending(holder))
 
     def idle(self, chosen: str, sql: str) -> bool:
