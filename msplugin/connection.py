@@ -505,7 +505,7 @@ class Connection:
         if eff.setting and cur is not None:
             # The text PyMySQL sent, arguments interpolated: what a replay must send.
             executed = str(getattr(cur, "_executed", "") or "")
-        tracker.record(eff, backend.name, read=c.read, wrote=not c.read, executed=executed)
+        tracker.record(eff, backend.name, read=c.read, executed=executed)
         if eff is not NOTHING:
             return  # the text explains what the server may report
         if status & SESSION_STATE_CHANGED and backend.conn is not None:

@@ -103,13 +103,12 @@ def gtid_from_session_state(message: bytes) -> str | None:
     try:
         for kind, data in session_state_items(message):
             if kind == TRACK_SYSTEM_VARIABLES:
-                name, j = _lenenc_bytes(data, 0)
-                if name == b"last_gtid":
-                    value, _ = _lenenc_bytes(data, j)
-                    found = value.decode("ascii") or found
+                name, value = system_variable(data)
+                if name == "last_gtid":
+                    found = value or found
             elif kind == TRACK_GTIDS and len(data) > 1:
-                value, _ = _lenenc_bytes(data, 1)  # byte 0: encoding specification
-                found = value.decode("ascii") or found
+                gtids, _ = _lenenc_bytes(data, 1)  # byte 0: encoding specification
+                found = gtids.decode("ascii") or found
     except (ValueError, IndexError, UnicodeDecodeError):
         return None
     return found

@@ -53,7 +53,7 @@ _ASSIGN_AFTER: Final = re.compile(r"\s*+:=")
 _SET_ASSIGN_AFTER: Final = re.compile(r"\s*+:?=")
 _INTO_VARS: Final = re.compile(r"\bINTO\s++(@[^;]*+)", re.IGNORECASE)
 _FIRST_WORD: Final = re.compile(r"[\s(]*+([A-Za-z_]++)")
-_PARENS: Final = re.compile(r"\([^()]*+\)")
+_PAREN: Final = re.compile(r"[()]")
 _SET_SPECIAL: Final = re.compile(
     r"SET\s++(?:(?P<scope>SESSION|LOCAL|GLOBAL)\s++)?"
     r"(?:(?P<trx>TRANSACTION)|(?P<names>NAMES|CHARACTER\s++SET|CHARSET)"
@@ -107,10 +107,6 @@ class Effects(NamedTuple):
     last_insert_id: bool = False
     found_rows: bool = False
     session_statement: bool = False  # SET or USE: explains what the server reports
-
-    @property
-    def empty(self) -> bool:
-        return self is NOTHING
 
 
 NOTHING: Final = Effects()  # the one instance for statements that touch no session state
@@ -209,12 +205,7 @@ def _setting_key(body: str) -> str:
         if m.group("names"):
             return "charset"
         return ""
-    flat = body
-    while "(" in flat:  # commas inside calls are not separators between assignments
-        flattened = _PARENS.sub(" ", flat)
-        if flattened == flat:
-            break
-        flat = flattened
+    flat = _top_level(body)  # commas inside calls are not separators between assignments
     names = []
     scope = "SESSION"
     for item in _SET_ITEM.finditer(flat):
@@ -227,11 +218,42 @@ def _setting_key(body: str) -> str:
     return ",".join(sorted(set(names)))
 
 
-@lru_cache(maxsize=1024)
+def _top_level(text: str) -> str:
+    """*text* without what stands inside parentheses, in one linear pass (nesting any depth)."""
+    if "(" not in text:
+        return text
+    parts = []
+    depth = 0
+    start = 0
+    for m in _PAREN.finditer(text):
+        if m.group() == "(":
+            if depth == 0:
+                parts.append(text[start : m.start()])
+            depth += 1
+        elif depth:
+            depth -= 1
+            if depth == 0:
+                start = m.end()
+    if depth == 0:
+        parts.append(text[start:])
+    return " ".join(parts)
+
+
 def words(sql: str) -> frozenset[str]:
     """The identifiers in *sql* (lower case), to tell whether it names a temporary table."""
+    if len(sql) <= _CACHE_MAX_LEN:
+        return _words_cached(sql)
+    return _words(sql)
+
+
+@lru_cache(maxsize=1024)
+def _words_cached(sql: str) -> frozenset[str]:
+    return _words(sql)
+
+
+def _words(sql: str) -> frozenset[str]:
     text = _OPAQUE.sub(" ", sql)
-    return frozenset(_unquote(q or w) if q else w.lower() for q, w in _WORDS.findall(text))
+    return frozenset(q.replace("``", "`").lower() or w.lower() for q, w in _WORDS.findall(text))
 
 
 @dataclass(slots=True)
@@ -406,14 +428,14 @@ class Tracker:
 
     # ------------------------------------------------------------------ after a statement
 
-    def record(self, eff: Effects, name: str, *, read: bool, wrote: bool, executed: str) -> None:
+    def record(self, eff: Effects, name: str, *, read: bool, executed: str) -> None:
         """The statement with *eff* succeeded on backend *name*; *executed* is its final text."""
         st = self.states[name]
         if read:
             self.found_rows_home = name
-        if wrote:
+        else:
             self.last_insert_home = name
-        if eff.empty:
+        if eff is NOTHING:
             return
         for var in eff.sets_vars:
             st.vars.add(var)
@@ -485,9 +507,11 @@ class Tracker:
         if schema is not None:
             self._set("database", f"USE `{schema.replace('`', '``')}`", name)
         for var, value in variables.items():
-            if var in _NOT_REPLAYED or not var.replace("_", "").isalnum():
+            # A backslash means different things with and without NO_BACKSLASH_ESCAPES: such a
+            # value is not replayed (the backend is still marked as changed).
+            if var in _NOT_REPLAYED or not var.replace("_", "").isalnum() or "\\" in value:
                 continue
-            quoted = value.replace("\\", "\\\\").replace("'", "\\'")
+            quoted = value.replace("'", "''")
             self._set(var, f"SET SESSION {var} = '{quoted}'", name)
         self.states[name].server_changed = True
         self.server_home = name

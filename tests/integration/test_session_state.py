@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 from collections.abc import Callable, Iterator
@@ -61,10 +62,16 @@ def exec_(conn: msplugin.Connection, sql: str, args: Any = None) -> None:
     conn.cursor().execute(sql, args)
 
 
-def divergence(record: list[warnings.WarningMessage]) -> list[str]:
-    return [
+@contextlib.contextmanager
+def divergences() -> Iterator[list[str]]:
+    """Collect the StateDivergenceWarning messages raised in the block (filled at its end)."""
+    found: list[str] = []
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        yield found
+    found.extend(
         str(w.message) for w in record if issubclass(w.category, msplugin.StateDivergenceWarning)
-    ]
+    )
 
 
 def decoded(value: Any) -> Any:
@@ -87,10 +94,8 @@ def test_user_variable(
 ) -> None:
     conn = connect(mode)
     exec_(conn, setter)
-    with warnings.catch_warnings(record=True) as record, caplog.at_level(logging.WARNING):
-        warnings.simplefilter("always")
+    with divergences() as found, caplog.at_level(logging.WARNING):
         value, sid = run(conn, "SELECT @myrole, @@server_id")
-    found = divergence(record)
     if mode == "off":
         assert (value, found) == (None, []) and sid in REPLICAS
     elif mode == "warn":
@@ -144,10 +149,8 @@ def test_variable_set_inside_a_procedure_is_seen_through_session_tracking(
 ) -> None:
     conn = connect(mode)
     exec_(conn, "CALL set_role()")
-    with warnings.catch_warnings(record=True) as record:
-        warnings.simplefilter("always")
+    with divergences() as found:
         value, sid = run(conn, "SELECT @proc_role, @@server_id")
-    found = divergence(record)
     if mode == "off":
         assert (value, found) == (None, []) and sid in REPLICAS
     elif mode == "warn":
@@ -200,12 +203,10 @@ def test_session_setting(
     conn = connect(mode)
     run(conn, "SELECT 1, @@server_id")  # a replica is connected before the setting
     exec_(conn, setter)
-    with warnings.catch_warnings(record=True) as record:
-        warnings.simplefilter("always")
+    with divergences() as found:
         values = {run(conn, query) for _ in range(4)}  # both replicas, at random
     assert {sid for _, sid in values} <= REPLICAS
     seen = {decoded(v) for v, _ in values}
-    found = divergence(record)
     if mode == "sync":
         assert (seen, found) == ({expected}, [])
         assert conn.stats()["state_replayed"] >= 1
@@ -241,14 +242,12 @@ def test_temporary_table(connect: Callable[..., msplugin.Connection], mode: str)
     conn = connect(mode)
     exec_(conn, "CREATE TEMPORARY TABLE tmp_st (v INT)")
     exec_(conn, "INSERT INTO tmp_st VALUES (42)")
-    with warnings.catch_warnings(record=True) as record:
-        warnings.simplefilter("always")
+    with divergences() as found:
         if mode == "sync":
             assert run(conn, "SELECT v, @@server_id FROM tmp_st") == (42, PRIMARY)
         else:
             with pytest.raises(msplugin.ProgrammingError, match="tmp_st' doesn't exist"):
                 run(conn, "SELECT v, @@server_id FROM tmp_st")
-    found = divergence(record)
     assert len(found) == (1 if mode == "warn" else 0)
     if mode == "warn":
         assert "temporary table tmp_st exists on master_0" in found[0]
@@ -267,15 +266,13 @@ def test_prepared_statement(connect: Callable[..., msplugin.Connection], mode: s
     exec_(conn, "/*ms=slave*/PREPARE ps FROM 'SELECT @@server_id, @@server_id'")
     prepared_on = conn.last_used
     assert prepared_on is not None and prepared_on.role == "slave"
-    with warnings.catch_warnings(record=True) as record:
-        warnings.simplefilter("always")
+    with divergences() as found:
         if mode == "sync":
             assert run(conn, "EXECUTE ps")[1] in REPLICAS
             assert conn.last_used == prepared_on
         else:
             with pytest.raises(msplugin.MySQLError, match="Unknown prepared statement"):
                 run(conn, "EXECUTE ps")
-    found = divergence(record)
     assert len(found) == (1 if mode == "warn" else 0)
     if mode == "warn":
         assert f"prepared statement ps was prepared on {prepared_on.name}" in found[0]
@@ -302,10 +299,8 @@ def test_last_insert_id_under_the_mysqlnd_ms_classifier(
     # mysqlnd_ms's own classifier sends every SELECT to a slave, LAST_INSERT_ID() included.
     conn = connect(mode, classifier="mysqlnd_ms")
     exec_(conn, "INSERT INTO st (v) VALUES (7)")
-    with warnings.catch_warnings(record=True) as record:
-        warnings.simplefilter("always")
+    with divergences() as found:
         value, sid = run(conn, "SELECT LAST_INSERT_ID(), @@server_id")
-    found = divergence(record)
     if mode == "sync":
         assert sid == PRIMARY and value > 0 and found == []
     else:
@@ -320,10 +315,8 @@ def test_found_rows_follows_the_read(
     conn = connect(mode, classifier="mysqlnd_ms", filters={"roundrobin": []})
     exec_(conn, "SELECT SQL_CALC_FOUND_ROWS v FROM st LIMIT 1")
     first = conn.last_used
-    with warnings.catch_warnings(record=True) as record:
-        warnings.simplefilter("always")
+    with divergences() as found:
         value, _ = run(conn, "SELECT FOUND_ROWS(), @@server_id")
-    found = divergence(record)
     if mode == "sync":
         assert conn.last_used == first and value >= 3 and found == []
     else:
@@ -338,12 +331,10 @@ def test_found_rows_follows_the_read(
 def test_lock_tables(connect: Callable[..., msplugin.Connection], mode: str) -> None:
     conn = connect(mode)
     exec_(conn, "LOCK TABLES st READ")
-    with warnings.catch_warnings(record=True) as record:
-        warnings.simplefilter("always")
+    with divergences() as found:
         held = run(conn, "SELECT v, @@server_id FROM st LIMIT 1")[1]
     exec_(conn, "UNLOCK TABLES")
     after = run(conn, "SELECT v, @@server_id FROM st LIMIT 1")[1]
-    found = divergence(record)
     assert after in REPLICAS
     if mode == "sync":
         assert (held, found) == (PRIMARY, [])
@@ -358,12 +349,10 @@ def test_lock_tables(connect: Callable[..., msplugin.Connection], mode: str) -> 
 def test_named_lock(connect: Callable[..., msplugin.Connection], mode: str) -> None:
     conn = connect(mode, classifier="mysqlnd_ms")  # its classifier sends RELEASE_LOCK to a slave
     exec_(conn, "/*ms=master*/SELECT GET_LOCK('msplugin_nl', 5)")
-    with warnings.catch_warnings(record=True) as record:
-        warnings.simplefilter("always")
+    with divergences() as found:
         held = run(conn, "SELECT v, @@server_id FROM st LIMIT 1")[1]
         released, sid = run(conn, "SELECT RELEASE_LOCK('msplugin_nl'), @@server_id")
     after = run(conn, "SELECT v, @@server_id FROM st LIMIT 1")[1]
-    found = divergence(record)
     assert after in REPLICAS
     if mode == "sync":
         assert (held, released, sid, found) == (PRIMARY, 1, PRIMARY, [])

@@ -80,7 +80,7 @@ def test_effects_never_raise(sql: str) -> None:
 
 
 def record(t: Tracker, sql: str, name: str, *, read: bool = False, executed: str = "") -> None:
-    t.record(effects(sql), name, read=read, wrote=not read, executed=executed or sql)
+    t.record(effects(sql), name, read=read, executed=executed or sql)
 
 
 def plan(t: Tracker, sql: str, chosen: str, *, read: bool = True, fixed: str = "") -> state.Plan:
