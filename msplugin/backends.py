@@ -35,13 +35,25 @@ class ServerInfo:
 class Backend:
     """A server and, once used, the one PyMySQL connection the facade holds to it."""
 
-    __slots__ = ("conn", "dirty", "flavor", "info", "multi_statements", "name", "role", "server")
+    __slots__ = (
+        "address",
+        "conn",
+        "dirty",
+        "flavor",
+        "info",
+        "multi_statements",
+        "name",
+        "role",
+        "server",
+    )
 
     def __init__(self, server: ServerConfig) -> None:
         self.server = server
         self.name = server.name
         self.role = server.role
         self.info = ServerInfo(server.role, server.name, server.host, server.port)
+        # The quarantine's key: the server, whoever connects to it.
+        self.address = (server.host, server.port or 3306, server.socket or "")
         self.conn: pymysql.connections.Connection[Any] | None = None
         # Ran a statement since the last commit/rollback (matters with autocommit off).
         self.dirty = False

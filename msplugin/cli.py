@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -34,6 +35,13 @@ def _parser() -> argparse.ArgumentParser:
     down.add_argument("--purge", action="store_true", help="also delete the directory")
     st = sbs.add_parser("status", help="role, port, replication state and lag of each server")
     st.add_argument("--dir", default=DEFAULT_DIR)
+    kill = sbs.add_parser("kill", help="signal one server (default SIGKILL), to test failover")
+    kill.add_argument("node", help="primary, replica1, ...")
+    kill.add_argument("--signal", default="KILL", choices=("KILL", "TERM", "STOP", "CONT"))
+    kill.add_argument("--dir", default=DEFAULT_DIR)
+    start = sbs.add_parser("start", help="start one stopped server again")
+    start.add_argument("node")
+    start.add_argument("--dir", default=DEFAULT_DIR)
 
     demo = sub.add_parser("demo", help="the state-pitfall demo (starts a sandbox if no --config)")
     demo.add_argument("--config")
@@ -80,6 +88,14 @@ def _sandbox(args: argparse.Namespace) -> int:
     sandbox = Sandbox.load(args.dir)
     if args.action == "status":
         print("\n".join(format_status(sandbox.status())))
+        return 0
+    if args.action == "kill":
+        sandbox.kill(args.node, getattr(signal, f"SIG{args.signal}"))
+        print(f"sent SIG{args.signal} to {args.node}")
+        return 0
+    if args.action == "start":
+        sandbox.start(args.node)
+        print(f"started {args.node}")
         return 0
     stopped = sandbox.down(purge=args.purge)
     print(f"stopped: {', '.join(stopped) or 'nothing was running'}")

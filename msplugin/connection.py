@@ -21,6 +21,7 @@ import pymysql.cursors
 from pymysql import err
 from pymysql.constants import CLIENT, SERVER_STATUS
 
+from msplugin import health
 from msplugin.backends import Backend, ServerInfo
 from msplugin.classify import Classification, classify
 from msplugin.config import Config, GroupConfig, load_config
@@ -47,6 +48,7 @@ from msplugin.errors import (
 )
 from msplugin.filters import make_picker
 from msplugin.monitor import monitor
+from msplugin.retry import after_disconnect, after_server_error
 from msplugin.routing import (
     AUTOCOMMIT_OFF,
     NO_TRANSACTION,
@@ -288,7 +290,7 @@ class Connection:
         reason = d.reason
         stat = d.stat
         if target is Target.SLAVE:
-            if self._policy.age is not None or self._failed:
+            if self._policy.age is not None or self._failed or health.down:
                 backend, reason = self._read_backend(d, c)
             elif d.consistency == "eventual":
                 backend = self._slave(self._slave_names)  # the common read: nothing to filter
@@ -300,6 +302,12 @@ class Connection:
             backend = self._master()
         elif target is Target.TRANSACTION:
             backend = self._pinned  # type: ignore[assignment]
+            if backend.conn is None:
+                raise err.OperationalError(
+                    health.CR_SERVER_GONE_ERROR,
+                    f"the transaction open on {backend.info} was lost with its connection; "
+                    "roll back and start again; nothing was sent",
+                )
             if backend.role == "slave":
                 reason = "read-only transaction open on this slave"
                 stat = "use_slave_trx"
@@ -310,6 +318,12 @@ class Connection:
             )
         else:
             backend = self._last_used
+            if backend.conn is None:
+                raise err.OperationalError(
+                    health.CR_SERVER_GONE_ERROR,
+                    f"{c.reason}: the connection to the last used server {backend.info} was "
+                    "lost; nothing was sent",
+                )
         tracker = self._state
         if tracker is not None:
             eff = self._eff = effects(query)
@@ -548,12 +562,17 @@ class Connection:
         """The backend for a read the decision sends to a slave, and the reason to log."""
         candidates = self._eligible(d)
         if not candidates:
-            reason = f"{d.reason}; no replica within age {self._policy.age} s"
+            if self._policy.age is not None and d.consistency == "eventual":
+                reason = f"{d.reason}; no replica within age {self._policy.age} s"
+            else:
+                reason = f"{d.reason}; every replica is quarantined or failed"
             if self.group.failover.strategy == "disabled":
                 raise NoBackendAvailable(
                     f"group {self.group.name!r}: {reason} and failover is disabled; nothing was sent"
                 )
-            self._stats.counts["use_master_age"] += 1
+            self._stats.counts[
+                "use_master_age" if self._policy.age is not None else "use_master_failover"
+            ] += 1
             return self._master(), reason + ": the master serves it"
         if d.consistency != "session" or not c.read:
             return self._slave(candidates), d.reason
@@ -561,8 +580,13 @@ class Connection:
 
     def _eligible(self, d: Decision) -> tuple[str, ...]:
         candidates = self._slave_names
-        if self._failed:
-            candidates = tuple(n for n in candidates if n not in self._failed) or candidates
+        failed = self._failed
+        down = health.down
+        if failed or down:
+            by_name = self._by_name
+            candidates = tuple(
+                n for n in candidates if n not in failed and by_name[n].address not in down
+            )
         age = self._policy.age
         if age is not None and d.consistency == "eventual":
             candidates = tuple(
@@ -679,6 +703,11 @@ class Connection:
         # Several masters (multi_master): the first that answers takes the writes and keeps
         # them, as MySQL Router's read-write mode; never load-balanced per statement.
         for candidate in self._masters:
+            why = health.down.get(candidate.address)
+            if why is not None:
+                # Quarantined: the probe tells when it answers again; no connect timeout here.
+                errors.append(f"{candidate.info}: quarantined ({why})")
+                continue
             try:
                 self._open(candidate, lazy=lazy)
             except err.OperationalError as exc:
@@ -708,7 +737,10 @@ class Connection:
                 if failover.strategy == "disabled":
                     raise
                 limit = failover.max_retries
-                left = tuple(n for n in candidates if n not in tried)
+                down = health.down
+                left = tuple(
+                    n for n in candidates if n not in tried and self._by_name[n].address not in down
+                )
                 if failover.strategy == "master" or not left or (limit and len(tried) >= limit):
                     logger.warning(
                         "group %r: cannot connect to %s (%s); failing over to the master",
@@ -737,9 +769,12 @@ class Connection:
             flags |= CLIENT.MULTI_STATEMENTS
         try:
             backend.connect(self._defaults, self._overrides, flags=flags)
-        except err.OperationalError:
+        except err.OperationalError as exc:
             self._stats.counts[f"{kind}_connections_{backend.role}_failure"] += 1
+            if health.is_disconnect(exc):
+                self._report_failure(backend, f"cannot connect: {exc.args[-1]}")
             raise
+        health.record_success(backend.address)
         self._stats.counts[f"{kind}_connections_{backend.role}_success"] += 1
         track_gtids = backend.role == "master" and self._track_gtids
         if track_gtids or self._state is not None:
@@ -794,6 +829,92 @@ class Connection:
     def _open_backends(self) -> list[Backend]:
         return [b for b in self._by_name.values() if b.conn is not None]
 
+    # ---------------------------------------------------------------- failures
+
+    def _report_failure(self, backend: Backend, reason: str) -> None:
+        params = backend.params(self._defaults, {})
+        params.pop("autocommit", None)
+        health.record_failure(
+            backend.address, str(backend.info), reason, self.group.quarantine, params
+        )
+
+    def _lost(self, backend: Backend, exc: BaseException) -> None:
+        """*backend*'s connection broke: close it, tell the quarantine, forget its session."""
+        backend.close()
+        self._stats.counts["connections_lost"] += 1
+        self._report_failure(backend, f"connection lost: {exc.args[-1] if exc.args else exc!r}")
+        if self._state is not None:
+            self._state.lost(backend.name)
+
+    def _recover(self, backend: Backend, exc: err.MySQLError, query: str, attempt: int) -> Backend:
+        """After *exc* from *backend* running *query*: the backend to run it on again, or
+        raise. A read whose connection broke runs again once, elsewhere; a statement the
+        server refused with a transient error code runs again on the same server."""
+        c = self._c
+        assert c is not None
+        trx = self._trx_context()  # before closing: the master's reply says if autocommit is off
+        if not health.is_disconnect(exc):
+            te = self.group.transient_error
+            code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
+            if te is None or attempt >= te.max_retries:
+                raise exc
+            if not after_server_error(code, te.mysql_error_codes, trx):
+                raise exc
+            self._stats.counts["transient_error_retries"] += 1
+            logger.info(
+                "%s: error %d on %s, a transient error: retry %d of %d in %d us",
+                _cut(query),
+                code,
+                backend.info,
+                attempt + 1,
+                te.max_retries,
+                te.usleep_retry,
+            )
+            time.sleep(te.usleep_retry / 1_000_000)
+            self._last_used = backend
+            return backend
+        held = self._state is not None and self._state.holds_state(backend.name)
+        self._lost(backend, exc)
+        others = self.group.failover.strategy != "disabled" or any(
+            n != backend.name for n in self._eligible_now()
+        )
+        refusal = (
+            "it was already retried once"
+            if attempt
+            else after_disconnect(c, backend.role, trx, effects(query), held, others)
+        )
+        if refusal is not None:
+            raise _lost_error(backend, exc, refusal) from exc
+        forget = backend.name not in self._failed and not self.group.failover.remember_failed
+        self._failed.add(backend.name)
+        try:
+            retry_on = self._route(query)
+        finally:
+            if forget:
+                self._failed.discard(backend.name)
+        self._stats.counts["read_retries"] += 1
+        logger.warning(
+            "%s: connection to %s lost (%s); the read runs again on %s",
+            _cut(query),
+            backend.info,
+            exc.args[-1] if exc.args else exc,
+            retry_on.info,
+        )
+        return retry_on
+
+    def _raise_if_lost(self, backend: Backend, exc: err.MySQLError, refusal: str) -> None:
+        if health.is_disconnect(exc):
+            self._lost(backend, exc)
+            raise _lost_error(backend, exc, refusal) from exc
+
+    def _eligible_now(self) -> tuple[str, ...]:
+        down = health.down
+        return tuple(
+            n
+            for n in self._slave_names
+            if n not in self._failed and self._by_name[n].address not in down
+        )
+
     # ---------------------------------------------------------------- PEP 249 and PyMySQL API
 
     def cursor(self, cursorclass: CursorClass | None = None) -> Cursor:
@@ -811,6 +932,16 @@ class Connection:
         self._end_transaction("rollback")
 
     def _end_transaction(self, how: str) -> None:
+        pinned = self._pinned
+        if pinned is not None and pinned.conn is None:
+            self._pinned = None
+            self._xa = False
+            if how == "commit":
+                raise err.OperationalError(
+                    health.CR_SERVER_LOST,
+                    f"commit: the transaction open on {pinned.info} was lost with its "
+                    "connection and did not commit",
+                )
         for b in self._open_backends():
             if b.dirty or b.in_transaction or b is self._pinned:
                 assert b.conn is not None
@@ -1057,6 +1188,15 @@ def _fixed_by(c: Classification, target: Target) -> str:
     return ""
 
 
+def _lost_error(backend: Backend, exc: BaseException, refusal: str) -> err.OperationalError:
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) and exc.args[0] else 0
+    return err.OperationalError(
+        code or health.CR_SERVER_LOST,
+        f"{backend.info}: connection lost ({exc.args[-1] if exc.args else exc!r}); "
+        f"the statement was not retried: {refusal}",
+    )
+
+
 def _cut(query: str) -> str:
     return query if len(query) <= 200 else query[:200] + "..."
 
@@ -1092,8 +1232,14 @@ class Cursor:
 
     def execute(self, query: str, args: Any = None) -> int:
         """Route *query* and execute it there (PEP 249 .execute()); return the affected rows."""
+        backend = self.connection._route(query)
+        try:
+            return self._run(backend, query, args)
+        except err.MySQLError as exc:
+            return self._run_again(exc, query, args)
+
+    def _run(self, backend: Backend, query: str, args: Any) -> int:
         conn = self.connection
-        backend = conn._route(query)
         cur = self._cursor_for(backend)
         self._current = cur
         if conn._check is not None:
@@ -1101,6 +1247,22 @@ class Cursor:
         result = cur.execute(query, args)
         conn._after(backend, cur)
         return result
+
+    def _run_again(self, exc: err.MySQLError, query: str, args: Any) -> int:
+        """The statement failed: retry it where the rules allow (see msplugin.retry), else
+        raise. The failed backend is the last used one (a session check may have moved the
+        read to the master)."""
+        conn = self.connection
+        attempt = 0
+        while True:
+            failed = conn._last_used
+            assert failed is not None
+            backend = conn._recover(failed, exc, query, attempt)
+            attempt += 1
+            try:
+                return self._run(backend, query, args)
+            except err.MySQLError as again:
+                exc = again
 
     def _execute_checked(
         self, backend: Backend, cur: pymysql.cursors.Cursor, query: str, args: Any
@@ -1155,7 +1317,11 @@ class Cursor:
             conn._stats.counts["use_master_session"] += 1
         cur = self._cursor_for(backend)
         self._current = cur
-        result = cur.executemany(query, args)
+        try:
+            result = cur.executemany(query, args)
+        except err.MySQLError as exc:
+            conn._raise_if_lost(backend, exc, "executemany() is never retried")
+            raise
         conn._after(backend, cur)
         return result
 
@@ -1165,7 +1331,11 @@ class Cursor:
         backend = conn._route("CALL")
         cur = self._cursor_for(backend)
         self._current = cur
-        result = cur.callproc(procname, args)
+        try:
+            result = cur.callproc(procname, args)
+        except err.MySQLError as exc:
+            conn._raise_if_lost(backend, exc, "a procedure call is never retried")
+            raise
         conn._after(backend, cur)
         return result
 

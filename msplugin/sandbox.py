@@ -441,6 +441,43 @@ class Sandbox:
             self._write_state()
         return [n.name for n in stopped]
 
+    # ------------------------------------------------------------------ faults (for tests)
+
+    def node(self, name: str) -> Node:
+        """The node called *name* (primary, replica1, ...)."""
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise SandboxError(
+            f"no node {name!r} in this sandbox; nodes: {', '.join(n.name for n in self.nodes)}"
+        )
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Send *sig* to node *name*'s server (SIGKILL: dies at once, as in a crash; SIGSTOP:
+        hangs with its sockets open; SIGCONT resumes it). Returns once a killed server is gone."""
+        node = self.node(name)
+        if not _pid_alive(node.pid, node.datadir):
+            raise SandboxError(f"{name} is not running")
+        assert node.pid is not None
+        os.kill(node.pid, sig)
+        if sig in (signal.SIGKILL, signal.SIGTERM):
+            deadline = time.monotonic() + 30
+            while _pid_alive(node.pid, node.datadir) and time.monotonic() < deadline:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(node.pid, os.WNOHANG)
+                time.sleep(0.02)
+            node.pid = None
+            self._write_state()
+
+    def start(self, name: str) -> None:
+        """Start node *name*'s server again on its data (a replica resumes replicating)."""
+        node = self.node(name)
+        if _pid_alive(node.pid, node.datadir):
+            raise SandboxError(f"{name} is already running (pid {node.pid})")
+        node.pid = self._launch(node).pid
+        self._write_state()
+        self._wait_ready(node, password=self._root_password)
+
     def __enter__(self) -> Sandbox:
         return self
 

@@ -519,6 +519,35 @@ class Tracker:
     def snapshot(self) -> dict[str, dict[str, object]]:
         return {n: s.snapshot() for n, s in self.states.items()}
 
+    def holds_state(self, name: str) -> bool:
+        """True if the application left state on backend *name* that msplugin saw."""
+        st = self.states[name]
+        return bool(
+            st.vars
+            or st.temps
+            or st.prepared
+            or st.settings
+            or st.table_locks
+            or st.named_locks
+            or st.server_changed
+        )
+
+    def lost(self, name: str) -> None:
+        """Backend *name*'s session is gone (the server died): what it held is gone too.
+
+        Settings the application made are replayed on the next session there (sync); the
+        variables, temporary tables, prepared statements and locks it held are not.
+        """
+        self.states[name] = BackendState()
+        for homes in (self.var_home, self.temp_home, self.prepared_home):
+            for key in [k for k, home in homes.items() if home == name]:
+                del homes[key]
+        if self.lock_holder == name:
+            self.lock_holder = ""
+        for attr in ("last_insert_home", "found_rows_home", "server_home"):
+            if getattr(self, attr) == name:
+                setattr(self, attr, "")
+
 
 def _warning(item: str, holder: str, chosen: str, what: str) -> str:
     return f"{item} {what} on {holder}, but this statement runs on {chosen}"

@@ -52,6 +52,9 @@ STAT_NAMES: Final = (
     "state_moved",
     "state_replayed",
     "state_server_changes",
+    "connections_lost",
+    "read_retries",
+    "transient_error_retries",
 )
 
 _lock = threading.Lock()
