@@ -26,12 +26,14 @@ from msplugin.errors import (
     NoBackendAvailable,
     NotSupportedError,
     OperationalError,
+    PoolTimeout,
     ProgrammingError,
     RoutingError,
     StateDivergenceWarning,
     TransactionError,
     Warning,
 )
+from msplugin.pool import close_pools
 from msplugin.routing import Explanation
 from msplugin.stats import get_stats
 
@@ -52,6 +54,7 @@ __all__ = [
     "NoBackendAvailable",
     "NotSupportedError",
     "OperationalError",
+    "PoolTimeout",
     "ProgrammingError",
     "Route",
     "RoutingError",
@@ -61,6 +64,7 @@ __all__ = [
     "TransactionError",
     "Warning",
     "apilevel",
+    "close_pools",
     "connect",
     "get_stats",
     "load_config",

@@ -3,20 +3,33 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pymysql
 from pymysql.constants import CLIENT, SERVER_STATUS
 
-from msplugin.config import ServerConfig
+from msplugin.config import PoolingConfig, ServerConfig
+from msplugin.pool import Pool, get_pool
 
-__all__ = ["Backend", "ServerInfo"]
+__all__ = ["Backend", "ServerInfo", "connections_in_use"]
 
 logger = logging.getLogger("msplugin.backends")
 
 _IN_TRANS = SERVER_STATUS.SERVER_STATUS_IN_TRANS
+
+Address = tuple[str, int, str]  # host, port, socket
+# Backend connections held by facade connections of this process, per server (pooled or not):
+# what the least_connections filter compares.
+_in_use: dict[Address, int] = {}
+_in_use_lock = threading.Lock()
+
+
+def connections_in_use(address: Address) -> int:
+    """Backend connections to *address* that facade connections of this process hold now."""
+    return _in_use.get(address, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +54,10 @@ class Backend:
         "dirty",
         "flavor",
         "info",
+        "lost",
         "multi_statements",
         "name",
+        "pool",
         "role",
         "server",
     )
@@ -53,7 +68,9 @@ class Backend:
         self.role = server.role
         self.info = ServerInfo(server.role, server.name, server.host, server.port)
         # The quarantine's key: the server, whoever connects to it.
-        self.address = (server.host, server.port or 3306, server.socket or "")
+        self.address: Address = (server.host, server.port or 3306, server.socket or "")
+        self.pool: Pool | None = None  # the pool the connection was borrowed from
+        self.lost = False  # the connection broke (not closed by msplugin): its session is gone
         self.conn: pymysql.connections.Connection[Any] | None = None
         # Ran a statement since the last commit/rollback (matters with autocommit off).
         self.dirty = False
@@ -89,18 +106,34 @@ class Backend:
         return params
 
     def connect(
-        self, defaults: Mapping[str, Any], overrides: Mapping[str, Any], *, flags: int = 0
+        self,
+        defaults: Mapping[str, Any],
+        overrides: Mapping[str, Any],
+        *,
+        flags: int = 0,
+        pooling: PoolingConfig | None = None,
+        before_wait: Callable[[], None] | None = None,
     ) -> pymysql.connections.Connection[Any]:
-        """Open the connection, adding client capability *flags* to the configured ones."""
+        """Open the connection, adding client capability *flags* to the configured ones, or
+        borrow one from the process's pool for these options when *pooling* is enabled."""
         params = self.params(defaults, overrides)
         if flags:
             params["client_flag"] = params.get("client_flag", 0) | flags
-        conn = pymysql.connect(**params)
+        if pooling is not None and pooling.enabled:
+            pool = get_pool(params, pooling, str(self.info))
+            conn = pool.checkout(before_wait)
+            self.pool = pool
+        else:
+            conn = pymysql.connect(**params)
+            self.pool = None
         self.conn = conn
+        self.lost = False
+        with _in_use_lock:
+            _in_use[self.address] = _in_use.get(self.address, 0) + 1
         version = str(conn.get_server_info())  # type: ignore[no-untyped-call]
         self.flavor = "mariadb" if "MariaDB" in version else "mysql"
         self.multi_statements = bool(flags & CLIENT.MULTI_STATEMENTS)
-        logger.info("connected to %s", self.info)
+        logger.debug("connected to %s%s", self.info, " (pooled)" if self.pool else "")
         return conn
 
     @property
@@ -115,9 +148,19 @@ class Backend:
         """The server said a transaction is open (status flag of the last reply)."""
         return bool(self.status & _IN_TRANS)
 
-    def close(self) -> None:
+    def close(self, *, broken: bool = False) -> None:
+        """Close the connection, or give it back to its pool (which resets it or, if
+        *broken*, discards it)."""
         conn, self.conn = self.conn, None
-        if conn is not None and conn.open:
+        if conn is None:
+            return
+        with _in_use_lock:
+            _in_use[self.address] -= 1
+        pool, self.pool = self.pool, None
+        if pool is not None:
+            pool.checkin(conn, broken=broken)
+            return
+        if conn.open:
             try:
                 conn.close()
             except pymysql.err.Error:

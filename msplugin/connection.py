@@ -48,6 +48,7 @@ from msplugin.errors import (
 )
 from msplugin.filters import make_picker
 from msplugin.monitor import monitor
+from msplugin.pool import discard_idle
 from msplugin.retry import after_disconnect, after_server_error
 from msplugin.routing import (
     AUTOCOMMIT_OFF,
@@ -318,7 +319,9 @@ class Connection:
             )
         else:
             backend = self._last_used
-            if backend.conn is None:
+            if backend.conn is None and not backend.lost:
+                backend = self._backend_named(backend.name)  # given back to its pool: no state
+            elif backend.conn is None:
                 raise err.OperationalError(
                     health.CR_SERVER_GONE_ERROR,
                     f"{c.reason}: the connection to the last used server {backend.info} was "
@@ -759,7 +762,7 @@ class Connection:
                     backend.name,
                 )
 
-    def _open(self, backend: Backend, *, lazy: bool) -> None:
+    def _open(self, backend: Backend, *, lazy: bool, retry_stale: bool = False) -> None:
         kind = "lazy" if lazy else "non_lazy"
         # Session tracking costs nothing until a tracked item changes; it tells msplugin the
         # master's GTIDs and, with session_state, changes no statement text shows.
@@ -768,17 +771,35 @@ class Connection:
             # Lets a session-consistent read carry its GTID check in the same packet.
             flags |= CLIENT.MULTI_STATEMENTS
         try:
-            backend.connect(self._defaults, self._overrides, flags=flags)
+            backend.connect(
+                self._defaults,
+                self._overrides,
+                flags=flags,
+                pooling=self.group.pooling,
+                before_wait=lambda: self._spare(backend),
+            )
         except err.OperationalError as exc:
             self._stats.counts[f"{kind}_connections_{backend.role}_failure"] += 1
             if health.is_disconnect(exc):
                 self._report_failure(backend, f"cannot connect: {exc.args[-1]}")
             raise
-        health.record_success(backend.address)
-        self._stats.counts[f"{kind}_connections_{backend.role}_success"] += 1
         track_gtids = backend.role == "master" and self._track_gtids
         if track_gtids or self._state is not None:
-            self._setup_tracking(backend, gtids=track_gtids, state=self._state is not None)
+            try:
+                self._setup_tracking(backend, gtids=track_gtids, state=self._state is not None)
+            except err.MySQLError as exc:
+                # A pooled connection that broke while idle (the server restarted): nothing
+                # of the application's was sent; try once more with a new connection.
+                pooled = backend.pool is not None
+                self._stats.counts[f"{kind}_connections_{backend.role}_failure"] += 1
+                if not pooled or retry_stale or not health.is_disconnect(exc):
+                    self._lost(backend, exc)
+                    raise
+                self._discard(backend)
+                self._open(backend, lazy=lazy, retry_stale=True)
+                return
+        health.record_success(backend.address)
+        self._stats.counts[f"{kind}_connections_{backend.role}_success"] += 1
 
     def _setup_tracking(self, backend: Backend, *, gtids: bool, state: bool) -> None:
         """One statement at connect: report GTIDs (master), and session state changes."""
@@ -792,6 +813,8 @@ class Connection:
             with backend.conn.cursor() as cur:
                 cur.execute("SET SESSION " + ", ".join(parts))
         except err.MySQLError as exc:
+            if health.is_disconnect(exc):
+                raise
             if gtids:
                 # Without tracking every write is "untracked": session reads go to the master.
                 logger.warning(
@@ -838,11 +861,38 @@ class Connection:
             backend.address, str(backend.info), reason, self.group.quarantine, params
         )
 
+    def _spare(self, opening: Backend) -> None:
+        """A pool is exhausted and this connection must wait: first give back the backend
+        connections it can spare (no transaction, no session state), so that two facade
+        connections never wait forever for what the other holds. Needs session_state warn
+        or sync: with "off" nothing is known to be spare."""
+        tracker = self._state
+        if tracker is None:
+            return
+        for b in self._open_backends():
+            if (
+                b is opening
+                or b is self._pinned
+                or b.dirty
+                or b.in_transaction
+                or b.pool is None
+                or tracker.holds_state(b.name)
+            ):
+                continue
+            logger.debug("pool exhausted: returning the idle connection to %s", b.info)
+            b.close()
+
     def _lost(self, backend: Backend, exc: BaseException) -> None:
         """*backend*'s connection broke: close it, tell the quarantine, forget its session."""
-        backend.close()
+        self._discard(backend)
         self._stats.counts["connections_lost"] += 1
         self._report_failure(backend, f"connection lost: {exc.args[-1] if exc.args else exc!r}")
+
+    def _discard(self, backend: Backend) -> None:
+        backend.close(broken=True)
+        backend.lost = True
+        # Idle pooled connections to a server that dropped this one are most likely broken too.
+        discard_idle(*backend.address)
         if self._state is not None:
             self._state.lost(backend.name)
 

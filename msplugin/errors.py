@@ -35,6 +35,7 @@ __all__ = [
     "NoBackendAvailable",
     "NotSupportedError",
     "OperationalError",
+    "PoolTimeout",
     "ProgrammingError",
     "RoutingError",
     "StateDivergenceWarning",
@@ -72,6 +73,12 @@ class TransactionError(ProgrammingError):
 
 class NoBackendAvailable(OperationalError):
     """No server of the group could be connected for a statement; nothing was executed."""
+
+    __module__ = "msplugin"
+
+
+class PoolTimeout(OperationalError):
+    """No pooled connection came free within the pool's ``queue_timeout``; nothing was sent."""
 
     __module__ = "msplugin"
 

@@ -11,6 +11,8 @@ import threading
 import weakref
 from typing import Final
 
+from msplugin.pool import pool_stats
+
 __all__ = ["STAT_NAMES", "Stats", "get_stats"]
 
 # mysqlnd_ms's names where the concept is the same; msplugin's own names after them.
@@ -85,10 +87,12 @@ class Stats:
 
 
 def get_stats() -> dict[str, int]:
-    """Return the process-wide counters: every facade connection, open or closed, summed."""
+    """Return the process-wide counters: every facade connection, open or closed, summed,
+    and the connection pools' counters (pool_*)."""
     with _lock:
         total = dict(_finished)
         for stats in list(_live):
             for name, n in stats.counts.items():
                 total[name] += n
+    total.update(pool_stats())
     return total

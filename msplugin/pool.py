@@ -1,0 +1,332 @@
+"""Process-wide, thread-safe pools of backend (PyMySQL) connections, shared by facade connections.
+
+A pool holds connections to one server for one set of credentials and connect options: its key
+is host, port, socket, user, database, a digest of the password and every other connect()
+option, so a connection is never handed to a borrower who could not have opened it himself
+(another user, or the same user name with a wrong password). Checkout and return take one lock
+for a few list operations; the I/O (connect, ping, reset) happens outside it.
+
+A returned connection is reset before the next borrower sees it: an open transaction is rolled
+back (logged at warning level), then COM_RESET_CONNECTION drops user variables, temporary
+tables, prepared statements, locks and session settings, and the connection is brought back to
+its freshly connected state (character set, sql_mode, init_command, autocommit, database). A
+server without COM_RESET_CONNECTION (MySQL < 5.7.3, MariaDB < 10.2.4) gets its connection
+closed instead of reused. Broken connections are discarded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any, Final, TypeAlias
+
+import pymysql
+from pymysql.constants import SERVER_STATUS
+
+from msplugin.config import PoolingConfig
+from msplugin.errors import PoolTimeout
+
+__all__ = ["POOL_STAT_NAMES", "Pool", "close_pools", "discard_idle", "get_pool", "pool_stats"]
+
+logger = logging.getLogger("msplugin.pool")
+
+COM_RESET_CONNECTION: Final = 0x1F
+_IN_TRANS: Final = SERVER_STATUS.SERVER_STATUS_IN_TRANS
+
+POOL_STAT_NAMES: Final = (
+    "pool_created",  # connections opened by pools
+    "pool_reused",  # checkouts served by an idle connection
+    "pool_waits",  # checkouts that waited for a connection to come back
+    "pool_timeouts",  # PoolTimeout raised
+    "pool_resets",  # connections reset on return
+    "pool_rollbacks",  # returned with an open transaction, rolled back
+    "pool_discarded",  # broken, expired or unresettable connections closed
+    "pool_size",  # connections now open in all pools (gauge)
+    "pool_in_use",  # of which borrowed (gauge)
+)
+
+Conn: TypeAlias = "pymysql.connections.Connection[Any]"  # subscriptable for mypy only
+_PASSWORD_KEYS: Final = ("password", "passwd")
+
+
+def _key(params: Mapping[str, Any], config: PoolingConfig) -> tuple[Any, ...]:
+    digest = hashlib.sha256(str(params.get("password", "")).encode()).hexdigest()
+    others = repr(sorted((k, repr(v)) for k, v in params.items() if k not in _PASSWORD_KEYS))
+    return (
+        params.get("host"),
+        params.get("port", 3306),
+        params.get("unix_socket"),
+        params.get("user"),
+        params.get("database"),
+        digest,
+        others,
+        config,
+    )
+
+
+class _Idle:
+    __slots__ = ("conn", "created", "returned")
+
+    def __init__(self, conn: Conn, created: float, returned: float) -> None:
+        self.conn = conn
+        self.created = created
+        self.returned = returned
+
+
+class Pool:
+    """Connections to one server with one set of connect() options; see the module doc."""
+
+    def __init__(self, params: Mapping[str, Any], config: PoolingConfig, label: str) -> None:
+        self._params = dict(params)  # password included: never logged, never in repr
+        self.config = config
+        self.label = label
+        self._cond = threading.Condition(threading.Lock())
+        self._idle: deque[_Idle] = deque()
+        self._created: dict[int, float] = {}  # id(conn) -> creation time, for max_lifetime
+        self.size = 0  # open connections, idle or borrowed, and connects under way
+        self.in_use = 0
+        self.closed = False
+        self.counts = dict.fromkeys(POOL_STAT_NAMES[:-2], 0)
+
+    def __repr__(self) -> str:
+        return (
+            f"<msplugin Pool {self.label} size={self.size} in_use={self.in_use} "
+            f"max_size={self.config.max_size}>"
+        )
+
+    # ---------------------------------------------------------------- checkout
+
+    def checkout(self, before_wait: Callable[[], None] | None = None) -> Conn:
+        """Borrow a connection: an idle one, else a new one, else wait up to queue_timeout.
+
+        *before_wait* runs (outside the lock) once before the first wait: the facade returns
+        the connections it can spare there, so two facades never wait on each other forever.
+        """
+        cfg = self.config
+        deadline = None
+        waited = False
+        while True:
+            item = None
+            with self._cond:
+                if self.closed:
+                    raise pymysql.err.InterfaceError(0, f"pool for {self.label} is closed")
+                if self._idle:
+                    item = self._idle.pop()  # the most recently returned: warm, least likely stale
+                    self.in_use += 1
+                    self.counts["pool_reused"] += 1
+                elif self.size < cfg.max_size:
+                    self.size += 1
+                    self.in_use += 1
+                else:
+                    if not waited:
+                        waited = True
+                        self.counts["pool_waits"] += 1
+                        if before_wait is not None:
+                            self._cond.release()
+                            try:
+                                before_wait()
+                            finally:
+                                self._cond.acquire()
+                            continue
+                    if deadline is None and cfg.queue_timeout:
+                        deadline = time.monotonic() + cfg.queue_timeout
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        self.counts["pool_timeouts"] += 1
+                        raise PoolTimeout(
+                            f"pool for {self.label}: all {cfg.max_size} connections (max_size) "
+                            f"stayed in use for queue_timeout {cfg.queue_timeout:g} s"
+                        )
+                    self._cond.wait(remaining)
+                    continue
+            if item is None:
+                return self._create()
+            conn = self._usable(item)
+            if conn is not None:
+                return conn
+
+    def fill(self) -> None:
+        """Open connections until min_size are there (called when the pool is created)."""
+        while True:
+            with self._cond:
+                if self.size >= self.config.min_size or self.closed:
+                    return
+                self.size += 1
+                self.in_use += 1
+            conn = self._create()
+            with self._cond:
+                self.in_use -= 1
+                self._idle.append(_Idle(conn, time.monotonic(), time.monotonic()))
+                self._cond.notify()
+
+    def _create(self) -> Conn:
+        try:
+            conn = pymysql.connect(**self._params)
+        except BaseException:
+            with self._cond:
+                self.size -= 1
+                self.in_use -= 1
+                self._cond.notify()
+            raise
+        with self._cond:
+            self._created[id(conn)] = time.monotonic()
+            self.counts["pool_created"] += 1
+        return conn
+
+    def _usable(self, item: _Idle) -> Conn | None:
+        """*item* if it may be lent now; else close it, free its slot and return None."""
+        cfg = self.config
+        now = time.monotonic()
+        why = ""
+        if cfg.max_lifetime and now - item.created > cfg.max_lifetime:
+            why = "max_lifetime"
+        elif cfg.max_idle_time and now - item.returned > cfg.max_idle_time:
+            why = "max_idle_time"
+        elif cfg.pre_ping:
+            try:
+                item.conn.ping(reconnect=False)
+            except pymysql.err.Error:
+                why = "failed pre_ping"
+        if not why:
+            return item.conn
+        logger.debug("pool for %s: closing a connection (%s)", self.label, why)
+        self._drop(item.conn)
+        return None
+
+    # ---------------------------------------------------------------- return
+
+    def checkin(self, conn: Conn, *, broken: bool = False) -> None:
+        """Take back a borrowed connection: reset it for the next borrower, or close it."""
+        if broken or not conn.open or self.closed:
+            self._drop(conn)
+            return
+        try:
+            self._reset(conn)
+        except pymysql.err.Error as exc:
+            logger.info("pool for %s: reset failed (%s); connection closed", self.label, exc)
+            self._drop(conn)
+            return
+        created = self._created.get(id(conn), 0.0)
+        with self._cond:
+            if self.closed:
+                pass
+            else:
+                self._idle.append(_Idle(conn, created, time.monotonic()))
+                self.in_use -= 1
+                self.counts["pool_resets"] += 1
+                self._cond.notify()
+                return
+        self._drop(conn)
+
+    def _reset(self, conn: Conn) -> None:
+        if conn.server_status & _IN_TRANS:  # type: ignore[attr-defined]
+            logger.warning(
+                "returning a connection to %s to the pool with a transaction open: rolled back",
+                self.label,
+            )
+            conn.rollback()
+            self.counts["pool_rollbacks"] += 1
+        conn._execute_command(COM_RESET_CONNECTION, b"")  # type: ignore[attr-defined]
+        conn._read_ok_packet()  # type: ignore[attr-defined]
+        # The reset returns session variables to the server's defaults; bring back what
+        # PyMySQL's connect() set up, so every borrower gets a freshly connected session.
+        conn.set_character_set(conn.charset, conn.collation)
+        p = self._params
+        with conn.cursor() as cur:
+            if p.get("sql_mode") is not None:
+                cur.execute("SET sql_mode=%s", (p["sql_mode"],))
+            if p.get("init_command") is not None:
+                cur.execute(p["init_command"])
+        if p.get("database"):
+            conn.select_db(p["database"])
+        conn.autocommit(bool(p.get("autocommit", False)))
+
+    def _drop(self, conn: Conn) -> None:
+        with self._cond:
+            self.size -= 1
+            self.in_use -= 1
+            self.counts["pool_discarded"] += 1
+            self._created.pop(id(conn), None)
+            self._cond.notify()
+        with contextlib.suppress(pymysql.err.Error):  # broken already: the socket is gone
+            conn.close()
+
+    def close(self) -> None:
+        """Close the idle connections now and borrowed ones when they come back."""
+        with self._cond:
+            self.closed = True
+            idle = list(self._idle)
+            self._idle.clear()
+            self.size -= len(idle)
+            self._cond.notify_all()
+        for item in idle:
+            with contextlib.suppress(pymysql.err.Error):
+                item.conn.close()
+
+
+_lock = threading.Lock()
+_pools: dict[tuple[Any, ...], Pool] = {}
+_closed_counts: dict[str, int] = dict.fromkeys(POOL_STAT_NAMES[:-2], 0)
+
+
+def get_pool(params: Mapping[str, Any], config: PoolingConfig, label: str) -> Pool:
+    """The process's pool for these connect() options (created on first use)."""
+    key = _key(params, config)
+    pool = _pools.get(key)
+    if pool is None:
+        with _lock:
+            pool = _pools.get(key)
+            created = pool is None
+            if pool is None:
+                pool = _pools[key] = Pool(params, config, label)
+        if created and config.min_size:
+            pool.fill()
+    return pool
+
+
+def discard_idle(host: str, port: int, socket: str) -> int:
+    """Close the idle pooled connections to one server (it died: they are all broken)."""
+    with _lock:
+        pools = [p for k, p in _pools.items() if (k[0], k[1], k[2] or "") == (host, port, socket)]
+    n = 0
+    for pool in pools:
+        with pool._cond:
+            idle = list(pool._idle)
+            pool._idle.clear()
+            pool.in_use += len(idle)  # _drop counts each one out again
+        for item in idle:
+            pool._drop(item.conn)
+        n += len(idle)
+    return n
+
+
+def close_pools() -> None:
+    """Close every pool of the process: idle connections now, borrowed ones on return."""
+    with _lock:
+        pools = list(_pools.values())
+        _pools.clear()
+        for pool in pools:
+            for name, n in pool.counts.items():
+                _closed_counts[name] += n
+    for pool in pools:
+        pool.close()
+
+
+def pool_stats() -> dict[str, int]:
+    """The process-wide pool counters (pool_*): totals over all pools, and two gauges."""
+    with _lock:
+        pools = list(_pools.values())
+        total = dict(_closed_counts)
+    total["pool_size"] = 0
+    total["pool_in_use"] = 0
+    for pool in pools:
+        for name, n in pool.counts.items():
+            total[name] += n
+        total["pool_size"] += pool.size
+        total["pool_in_use"] += pool.in_use
+    return total
