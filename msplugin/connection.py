@@ -42,6 +42,7 @@ from msplugin.consistency import (
 from msplugin.errors import (
     NoBackendAvailable,
     NotSupportedError,
+    PoolTimeout,
     RoutingError,
     StateDivergenceWarning,
     TransactionError,
@@ -713,6 +714,8 @@ class Connection:
                 continue
             try:
                 self._open(candidate, lazy=lazy)
+            except PoolTimeout:
+                raise  # the server is fine; this process is using all its pooled connections
             except err.OperationalError as exc:
                 errors.append(f"{candidate.info}: {exc.args[-1]}")
                 continue
@@ -733,6 +736,8 @@ class Connection:
             try:
                 self._open(backend, lazy=True)
                 return backend
+            except PoolTimeout:
+                raise
             except err.OperationalError as exc:
                 tried.append(backend.name)
                 if failover.remember_failed:
