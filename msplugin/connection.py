@@ -41,13 +41,19 @@ from msplugin.consistency import (
 )
 from msplugin.errors import (
     NoBackendAvailable,
-    NotSupportedError,
     PoolTimeout,
     RoutingError,
     StateDivergenceWarning,
     TransactionError,
 )
-from msplugin.filters import make_picker
+from msplugin.filters import (
+    UserCallback,
+    UserPicker,
+    load_callback,
+    make_narrower,
+    make_picker,
+    record_latency,
+)
 from msplugin.monitor import monitor
 from msplugin.pool import discard_idle
 from msplugin.retry import after_disconnect, after_server_error
@@ -122,6 +128,7 @@ def connect(
     database: str | None = None,
     autocommit: bool = True,
     cursorclass: CursorClass = pymysql.cursors.Cursor,
+    pick_server: UserCallback | str | None = None,
     **connect_kwargs: Any,
 ) -> Connection:
     """Open a facade connection to the servers of *group*.
@@ -129,7 +136,9 @@ def connect(
     The configuration comes from *config* (a path or a loaded Config), else $MSPLUGIN_CONFIG,
     else ./msplugin.json. *user*, *password*, *database* and *connect_kwargs* (PyMySQL
     connect() options) are the defaults for every server; per-server keys override them.
-    Nothing is connected yet when ``lazy_connections`` is true (the default).
+    *pick_server* is the ``user`` filter's callback (a callable or "module:function"), when
+    the configuration does not name one. Nothing is connected yet when ``lazy_connections``
+    is true (the default).
     """
     for key in connect_kwargs:
         if key in _NOT_HERE:
@@ -145,23 +154,15 @@ def connect(
         autocommit=autocommit,
         cursorclass=cursorclass,
         connect_kwargs=connect_kwargs,
+        pick_server=(
+            load_callback(pick_server, "connect(pick_server=)")
+            if isinstance(pick_server, str)
+            else pick_server
+        ),
     )
     if not conn.group.lazy_connections:
         conn._connect_all()
     return conn
-
-
-def _check_supported(group: GroupConfig) -> None:
-    """Refuse settings this version parses but cannot honour, instead of ignoring them."""
-    problems = []
-    for f in group.filters:
-        if f.name in ("user_multi", "node_groups"):
-            problems.append(f"filter {f.name!r}")
-    if problems:
-        raise NotSupportedError(
-            f"group {group.name!r}: accepted in the configuration but not implemented in this "
-            f"version of msplugin: {', '.join(problems)}"
-        )
 
 
 def _configured_qos(group: GroupConfig) -> tuple[str, int | None]:
@@ -202,10 +203,27 @@ class Connection:
         autocommit: bool,
         cursorclass: CursorClass,
         connect_kwargs: Mapping[str, Any],
+        pick_server: UserCallback | None = None,
     ) -> None:
-        _check_supported(group)
         self.group = group
-        self._picker = make_picker(group.filters)
+        self._masters = [Backend(s) for s in group.masters]
+        self._slaves = [Backend(s) for s in group.slaves]
+        self._by_name = {b.name: b for b in self._masters + self._slaves}
+        where = f"group {group.name!r}"
+        self._picker = make_picker(
+            group.filters,
+            {b.name: b.address for b in self._by_name.values()},
+            [b.name for b in self._masters],
+            where,
+            pick_server,
+        )
+        # user, user_multi and node_groups see each statement: they get its context.
+        self._user = self._picker if isinstance(self._picker, UserPicker) else None
+        self._narrower = make_narrower(group.filters, where)
+        self._custom = self._user is not None or self._narrower is not None
+        self._allowed: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+        self._master_names = tuple(b.name for b in self._masters)
+        self._timed = group.load_balancer.name == "fastest_response"
         self._classifier = group.classifier
         qos, age = _configured_qos(group)
         self._policy = Policy(
@@ -216,9 +234,6 @@ class Connection:
             has_slaves=bool(group.slaves),
         )
         self._sticky = group.trx_stickiness != "disabled"
-        self._masters = [Backend(s) for s in group.masters]
-        self._slaves = [Backend(s) for s in group.slaves]
-        self._by_name = {b.name: b for b in self._masters + self._slaves}
         self._slave_names = tuple(b.name for b in self._slaves)
         self._failed: set[str] = set()
         self._defaults: dict[str, Any] = {"autocommit": autocommit, **connect_kwargs}
@@ -291,8 +306,10 @@ class Connection:
         target = d.target
         reason = d.reason
         stat = d.stat
+        if self._custom:
+            self._filter_context(query, target)
         if target is Target.SLAVE:
-            if self._policy.age is not None or self._failed or health.down:
+            if self._policy.age is not None or self._failed or health.down or self._allowed:
                 backend, reason = self._read_backend(d, c)
             elif d.consistency == "eventual":
                 backend = self._slave(self._slave_names)  # the common read: nothing to filter
@@ -301,7 +318,7 @@ class Connection:
             else:
                 backend, reason = self._read_backend(d, c)
         elif target is Target.MASTER:
-            backend = self._master()
+            backend = self._master() if self._allowed is None else self._allowed_master()
         elif target is Target.TRANSACTION:
             backend = self._pinned  # type: ignore[assignment]
             if backend.conn is None:
@@ -353,6 +370,35 @@ class Connection:
         if route_logger.isEnabledFor(logging.DEBUG):
             route_logger.debug("%s -> %s: %s", _cut(query), backend.name, reason)
         return backend
+
+    def _filter_context(self, query: str, target: Target) -> None:
+        """user, user_multi, node_groups: hand them the statement; narrow the candidates."""
+        last = self._last_used.name if self._last_used is not None else None
+        ctx = (self.group.name, query, last, self._trx_context() != NO_TRANSACTION)
+        self._allowed = None
+        if target is not Target.SLAVE and target is not Target.MASTER:
+            return  # a transaction or a last_used hint holds the statement where it is
+        masters, slaves = self._master_names, self._slave_names
+        if self._narrower is not None:
+            self._narrower.context = ctx
+            masters, slaves = self._narrower.narrow(masters, slaves)
+        if self._user is not None:
+            self._user.context = ctx
+            self._user.masters = masters
+            if target is Target.MASTER:
+                masters = (self._user.choose(masters, ()),)
+        self._allowed = (masters, slaves)
+
+    def _allowed_master(self) -> Backend:
+        """The master when filters narrowed the masters to *self._allowed*."""
+        assert self._allowed is not None
+        only = self._allowed[0]
+        if not only:
+            raise RoutingError(
+                f"group {self.group.name!r}: the filters left no master (and no slave, for a "
+                "read) for this statement; nothing was sent"
+            )
+        return self._master(only=only)
 
     def _decide(self, c: Classification) -> Decision:
         """The routing decision for *c* in this connection's current state (cached)."""
@@ -568,6 +614,8 @@ class Connection:
         if not candidates:
             if self._policy.age is not None and d.consistency == "eventual":
                 reason = f"{d.reason}; no replica within age {self._policy.age} s"
+            elif self._allowed is not None and not self._allowed[1]:
+                reason = f"{d.reason}; the filters left no slave"
             else:
                 reason = f"{d.reason}; every replica is quarantined or failed"
             if self.group.failover.strategy == "disabled":
@@ -577,7 +625,8 @@ class Connection:
             self._stats.counts[
                 "use_master_age" if self._policy.age is not None else "use_master_failover"
             ] += 1
-            return self._master(), reason + ": the master serves it"
+            master = self._master() if self._allowed is None else self._allowed_master()
+            return master, reason + ": the master serves it"
         if d.consistency != "session" or not c.read:
             return self._slave(candidates), d.reason
         return self._session_backend(d, candidates)
@@ -591,6 +640,9 @@ class Connection:
             candidates = tuple(
                 n for n in candidates if n not in failed and by_name[n].address not in down
             )
+        if self._allowed is not None:
+            allowed = self._allowed[1]
+            candidates = tuple(n for n in candidates if n in allowed)
         age = self._policy.age
         if age is not None and d.consistency == "eventual":
             candidates = tuple(
@@ -699,14 +751,23 @@ class Connection:
             params["connect_timeout"] = min(float(params.get("connect_timeout", 10)), 5.0)
             monitor.watch(self._monitor_key(b), params, self.group.replica_status_interval)
 
-    def _master(self, *, lazy: bool = True) -> Backend:
+    def _master(self, *, lazy: bool = True, only: tuple[str, ...] | None = None) -> Backend:
         backend = self._master_backend
-        if backend is not None and backend.conn is not None:
+        if (
+            backend is not None
+            and backend.conn is not None
+            and (only is None or backend.name in only)
+        ):
             return backend
         errors = []
         # Several masters (multi_master): the first that answers takes the writes and keeps
         # them, as MySQL Router's read-write mode; never load-balanced per statement.
         for candidate in self._masters:
+            if only is not None and candidate.name not in only:
+                continue
+            if candidate.conn is not None:
+                self._master_backend = candidate
+                return candidate
             why = health.down.get(candidate.address)
             if why is not None:
                 # Quarantined: the probe tells when it answers again; no connect timeout here.
@@ -730,6 +791,8 @@ class Connection:
         backend = self._by_name[self._picker.pick(candidates)]
         if backend.conn is not None:
             return backend
+        if backend.role == "master":  # the user filter may send a read to a master
+            return self._master(only=(backend.name,))
         failover = self.group.failover
         tried: list[str] = []
         while True:
@@ -1299,8 +1362,20 @@ class Cursor:
         self._current = cur
         if conn._check is not None:
             return self._execute_checked(backend, cur, query, args)
+        if conn._timed:
+            return self._run_timed(backend, cur, query, args)
         result = cur.execute(query, args)
         conn._after(backend, cur)
+        return result
+
+    def _run_timed(
+        self, backend: Backend, cur: pymysql.cursors.Cursor, query: str, args: Any
+    ) -> int:
+        """fastest_response: the statement's round trip feeds its server's moving average."""
+        start = time.perf_counter()
+        result = cur.execute(query, args)
+        record_latency(backend.address, time.perf_counter() - start)
+        self.connection._after(backend, cur)
         return result
 
     def _run_again(self, exc: err.MySQLError, query: str, args: Any) -> int:

@@ -15,3 +15,21 @@ def server_id(conn: msplugin.Connection, sql: str = "SELECT @@server_id") -> int
     row = cur.fetchone()
     assert row is not None
     return int(row[0])
+
+
+# Callbacks for the user and user_multi filters, named in JSON as "live:..." (this directory
+# is on sys.path under pytest).
+CALLS: list[tuple[str, str, list[str], list[str], str | None, bool]] = []
+
+
+def pick_last_slave(
+    group: str, query: str, masters: list[str], slaves: list[str], last: str | None, trx: bool
+) -> str:
+    CALLS.append((group, query, masters, slaves, last, trx))
+    return slaves[-1] if slaves else masters[0]
+
+
+def only_slave_0(
+    group: str, query: str, masters: list[str], slaves: list[str], last: str | None, trx: bool
+) -> tuple[list[str], list[str]]:
+    return masters, [s for s in slaves if s == "slave_0"]

@@ -323,7 +323,20 @@ def test_connect_rejects_unknown_keywords(tmp_path: Path) -> None:
         msplugin.connect("myapp", config=path, host="db9")
 
 
-def test_settings_not_implemented_yet_are_refused_not_ignored(tmp_path: Path) -> None:
-    path = write(tmp_path, with_group(filters=["least_connections"]), name="lc.json")
-    with pytest.raises(msplugin.NotSupportedError, match="filter 'least_connections'"):
+def test_user_filter_callbacks_are_checked_at_connect(tmp_path: Path) -> None:
+    path = write(tmp_path, with_group(filters=["user"]), name="user.json")
+    with pytest.raises(msplugin.ProgrammingError, match=r"filters\.user: no callback"):
+        msplugin.connect("myapp", config=path)
+    path = write(
+        tmp_path, with_group(filters={"user": {"callback": "no_such_mod:f"}}), name="u2.json"
+    )
+    with pytest.raises(msplugin.ProgrammingError, match="cannot import module 'no_such_mod'"):
+        msplugin.connect("myapp", config=path)
+    path = write(
+        tmp_path, with_group(filters={"user": {"callback": "os.path:nope"}}), name="u3.json"
+    )
+    with pytest.raises(msplugin.ProgrammingError, match="no callable 'nope'"):
+        msplugin.connect("myapp", config=path)
+    path = write(tmp_path, with_group(filters=["user_multi", "random"]), name="um.json")
+    with pytest.raises(msplugin.ProgrammingError, match="user_multi: needs"):
         msplugin.connect("myapp", config=path)
