@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pymysql
+from pool_cost import pool_cost
+from pool_cost import report as report_pool_cost
 from state_cost import report as report_state_cost
 from state_cost import state_cost
 
@@ -214,6 +216,7 @@ def main() -> int:
             "classifier": classifier_cost(),
             "consistency": consistency_cost(config, args.group, n=1000),
             "session_state": state_cost(config, args.group, args.rounds, args.statements),
+            "pool": pool_cost(config, args.group),
         }
     finally:
         if sandbox is not None:
@@ -250,6 +253,7 @@ def main() -> int:
             f"  writes (INSERT): eventual {e['write_us_median']:.1f} us, session {ss['write_us_median']:.1f} us"
         )
     report_state_cost(results["session_state"])
+    report_pool_cost(results["pool"])
     out = Path(__file__).with_name("results.json")
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"written: {out}")
