@@ -460,7 +460,13 @@ class Sandbox:
             raise SandboxError(f"{name} is not running")
         assert node.pid is not None
         os.kill(node.pid, sig)
-        if sig in (signal.SIGKILL, signal.SIGTERM):
+        if sig in (signal.SIGSTOP, signal.SIGCONT):
+            # The signal reaches each thread on its own: return once every one has it.
+            want_stopped = sig == signal.SIGSTOP
+            deadline = time.monotonic() + 10
+            while _threads_stopped(node.pid) != want_stopped and time.monotonic() < deadline:
+                time.sleep(0.005)
+        elif sig in (signal.SIGKILL, signal.SIGTERM):
             deadline = time.monotonic() + 30
             while _pid_alive(node.pid, node.datadir) and time.monotonic() < deadline:
                 with contextlib.suppress(ChildProcessError):
@@ -483,6 +489,16 @@ class Sandbox:
 
     def __exit__(self, *exc: object) -> None:
         self.down()
+
+
+def _threads_stopped(pid: int) -> bool:
+    """True if every thread of *pid* is stopped (state T in /proc)."""
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        states = [(t / "stat").read_text().rsplit(")", 1)[1].split()[0] for t in tasks]
+    except OSError:
+        return False
+    return bool(states) and all(st == "T" for st in states)
 
 
 def _write_private(path: Path, data: bytes) -> None:
