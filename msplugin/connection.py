@@ -632,14 +632,7 @@ class Connection:
         return self._session_backend(d, candidates)
 
     def _eligible(self, d: Decision) -> tuple[str, ...]:
-        candidates = self._slave_names
-        failed = self._failed
-        down = health.down
-        if failed or down:
-            by_name = self._by_name
-            candidates = tuple(
-                n for n in candidates if n not in failed and by_name[n].address not in down
-            )
+        candidates = self._healthy()
         if self._allowed is not None:
             allowed = self._allowed[1]
             candidates = tuple(n for n in candidates if n in allowed)
@@ -989,12 +982,11 @@ class Connection:
                 te.usleep_retry,
             )
             time.sleep(te.usleep_retry / 1_000_000)
-            self._last_used = backend
             return backend
         held = self._state is not None and self._state.holds_state(backend.name)
         self._lost(backend, exc)
         others = self.group.failover.strategy != "disabled" or any(
-            n != backend.name for n in self._eligible_now()
+            n != backend.name for n in self._healthy()
         )
         refusal = (
             "it was already retried once"
@@ -1025,12 +1017,15 @@ class Connection:
             self._lost(backend, exc)
             raise _lost_error(backend, exc, refusal) from exc
 
-    def _eligible_now(self) -> tuple[str, ...]:
+    def _healthy(self) -> tuple[str, ...]:
+        """The slaves neither failed on this connection nor quarantined in the process."""
+        failed = self._failed
         down = health.down
+        if not failed and not down:
+            return self._slave_names
+        by_name = self._by_name
         return tuple(
-            n
-            for n in self._slave_names
-            if n not in self._failed and self._by_name[n].address not in down
+            n for n in self._slave_names if n not in failed and by_name[n].address not in down
         )
 
     # ---------------------------------------------------------------- PEP 249 and PyMySQL API

@@ -211,13 +211,14 @@ class Pool:
             logger.info("pool for %s: reset failed (%s); connection closed", self.label, exc)
             self._drop(conn)
             return
-        self.counts["pool_resets"] += 1
-        self.put_back(conn)
+        self.put_back(conn, reset=True)
 
-    def put_back(self, conn: Conn) -> None:
-        """Make a borrowed connection, already reset, idle again (no I/O)."""
+    def put_back(self, conn: Conn, *, reset: bool = False) -> None:
+        """Make a borrowed connection, already *reset*, idle again (no I/O)."""
         created = self._created.get(id(conn), 0.0)
         with self._cond:
+            if reset:
+                self.counts["pool_resets"] += 1
             if not self.closed:
                 self._idle.append(_Idle(conn, created, time.monotonic()))
                 self.in_use -= 1

@@ -228,6 +228,7 @@ def test_load_1000_facades_100_threads(sandbox: Sandbox, make_config: Callable[.
     stats = since(before)
     assert all(n <= max_size for n in peak.values()), peak
     assert peak["primary"] > 1  # the pool was really used concurrently
+    assert stats["pool_waits"] > 0, stats  # and borrowers queued for it
     assert stats["pool_in_use"] == 0
     assert stats["pool_created"] <= 3 * max_size
     msplugin.close_pools()
