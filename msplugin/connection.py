@@ -900,6 +900,8 @@ class Connection:
             self.close()
             raise
         for backend in self._slaves:
+            if backend.address in health.down:
+                continue  # quarantined: connected lazily once a probe brings it back
             try:
                 self._open(backend, lazy=False)
             except err.OperationalError as exc:
@@ -934,6 +936,7 @@ class Connection:
             if (
                 b is opening
                 or b is self._pinned
+                or b is self._last_used  # FOUND_ROWS() and last_used hints need its session
                 or b.dirty
                 or b.in_transaction
                 or b.pool is None
