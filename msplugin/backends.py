@@ -54,7 +54,6 @@ class Backend:
         "dirty",
         "flavor",
         "info",
-        "lost",
         "multi_statements",
         "name",
         "pool",
@@ -70,7 +69,6 @@ class Backend:
         # The quarantine's key: the server, whoever connects to it.
         self.address: Address = (server.host, server.port or 3306, server.socket or "")
         self.pool: Pool | None = None  # the pool the connection was borrowed from
-        self.lost = False  # the connection broke (not closed by msplugin): its session is gone
         self.conn: pymysql.connections.Connection[Any] | None = None
         # Ran a statement since the last commit/rollback (matters with autocommit off).
         self.dirty = False
@@ -127,7 +125,6 @@ class Backend:
             conn = pymysql.connect(**params)
             self.pool = None
         self.conn = conn
-        self.lost = False
         with _in_use_lock:
             _in_use[self.address] = _in_use.get(self.address, 0) + 1
         version = str(conn.get_server_info())  # type: ignore[no-untyped-call]

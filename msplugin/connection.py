@@ -337,13 +337,13 @@ class Connection:
             )
         else:
             backend = self._last_used
-            if backend.conn is None and not backend.lost:
-                backend = self._backend_named(backend.name)  # given back to its pool: no state
-            elif backend.conn is None:
+            if backend.conn is None:
+                # Lost, or given back to its pool while a failed statement waited for another
+                # pool: a new session would silently answer FOUND_ROWS() and the like wrongly.
                 raise err.OperationalError(
                     health.CR_SERVER_GONE_ERROR,
-                    f"{c.reason}: the connection to the last used server {backend.info} was "
-                    "lost; nothing was sent",
+                    f"{c.reason}: the session on the last used server {backend.info} is gone "
+                    "(its connection was lost or returned to the pool); nothing was sent",
                 )
         tracker = self._state
         if tracker is not None:
@@ -936,7 +936,6 @@ class Connection:
             if (
                 b is opening
                 or b is self._pinned
-                or b is self._last_used  # FOUND_ROWS() and last_used hints need its session
                 or b.dirty
                 or b.in_transaction
                 or b.pool is None
@@ -954,7 +953,6 @@ class Connection:
 
     def _discard(self, backend: Backend) -> None:
         backend.close(broken=True)
-        backend.lost = True
         # Idle pooled connections to a server that dropped this one are most likely broken too.
         discard_idle(*backend.address)
         if self._state is not None:

@@ -127,8 +127,12 @@ def record_success(key: ServerKey) -> None:
 
 
 def _probe(key: ServerKey, server: _Server, params: dict[str, Any], interval: float) -> None:
+    # The first probe runs at once: one broken connection (a KILL, an idle timeout) must not
+    # keep a healthy server out of rotation for a whole interval.
     stop = server.stop
-    while not stop.wait(interval):
+    first = True
+    while first or not stop.wait(interval):
+        first = False
         try:
             pymysql.connect(**params).close()
         except pymysql.err.OperationalError as exc:

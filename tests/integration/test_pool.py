@@ -14,6 +14,7 @@ import pymysql
 import pytest
 
 import msplugin
+from msplugin import health
 from msplugin.pool import pool_stats
 from msplugin.sandbox import APP_USER, Sandbox
 
@@ -30,6 +31,7 @@ def clean_pools(sandbox: Sandbox) -> Iterator[None]:
     msplugin.close_pools()
     yield
     msplugin.close_pools()
+    health.reset()
 
 
 def app_connections(sandbox: Sandbox) -> dict[str, int]:
@@ -243,3 +245,45 @@ def test_pool_repr_hides_password(sandbox: Sandbox) -> None:
     password = str(sandbox.config_path.read_text()).split('"password": "')[1].split('"')[0]
     for pool in _pools.values():
         assert password not in repr(pool)
+
+
+def master_connection_id(cfg: str) -> int:
+    with msplugin.connect("sandbox", config=cfg) as c:
+        return connection_id(c, "/*ms=master*/ SELECT CONNECTION_ID()")
+
+
+def test_min_size_opens_connections_up_front(make_config: Callable[..., str]) -> None:
+    before = pool_stats()
+    master_connection_id(make_config(pooling={"min_size": 3}))
+    assert since(before)["pool_created"] == 3  # only the master's pool was used
+
+
+@pytest.mark.parametrize("key", ["max_lifetime", "max_idle_time"])
+def test_old_idle_connections_are_replaced(make_config: Callable[..., str], key: str) -> None:
+    cfg = make_config(pooling={key: 0.2})
+    first = master_connection_id(cfg)
+    assert master_connection_id(cfg) == first  # young enough: reused
+    time.sleep(0.3)
+    assert master_connection_id(cfg) != first
+
+
+def test_pre_ping_replaces_a_connection_killed_while_idle(
+    sandbox: Sandbox, make_config: Callable[..., str]
+) -> None:
+    for pre_ping in (True, False):
+        msplugin.close_pools()
+        cfg = make_config(pooling={"pre_ping": pre_ping}, session_state="off")
+        first = master_connection_id(cfg)
+        with sandbox.admin(sandbox.primary) as admin, admin.cursor() as cur:
+            cur.execute(f"KILL CONNECTION {first}")
+        with msplugin.connect("sandbox", config=cfg) as c:
+            if pre_ping:
+                assert connection_id(c, "/*ms=master*/ SELECT CONNECTION_ID()") != first
+            else:
+                # Without pre_ping (and no tracking statement at checkout) the broken connection
+                # surfaces on the first statement, which is then a read retried... on the
+                # master only, so it is refused and named.
+                with pytest.raises(pymysql.err.OperationalError, match="master_0"):
+                    connection_id(c, "/*ms=master*/ SELECT CONNECTION_ID()")
+        # A healthy server whose one connection broke is back after the first, immediate probe.
+        assert wait_for(lambda: not health.down, timeout=1.0)
