@@ -8,13 +8,18 @@ PRIMARY = 1  # @@server_id of the sandbox primary
 REPLICAS = {2, 3}
 
 
-def server_id(conn: msplugin.Connection, sql: str = "SELECT @@server_id") -> int:
-    """Run *sql* (which selects @@server_id first) and return the id of the server that ran it."""
+def scalar(conn: msplugin.Connection, sql: str) -> int:
+    """Run *sql* and return the first column of its first row as an int."""
     cur = conn.cursor()
     cur.execute(sql)
     row = cur.fetchone()
     assert row is not None
     return int(row[0])
+
+
+def server_id(conn: msplugin.Connection, sql: str = "SELECT @@server_id") -> int:
+    """Run *sql* (which selects @@server_id first) and return the id of the server that ran it."""
+    return scalar(conn, sql)
 
 
 # Callbacks for the user and user_multi filters, named in JSON as "live:..." (this directory

@@ -18,7 +18,7 @@ from typing import Any
 
 import pymysql
 import pytest
-from live import PRIMARY
+from live import PRIMARY, server_id
 
 import msplugin
 from msplugin import health
@@ -233,15 +233,7 @@ def test_master_killed_writes_fail_fast_reads_go_on(
         cur = conn.cursor()
         cur.execute("/*ms=master*/ SELECT v FROM t ORDER BY id")
         assert cur.fetchall() == ((1,),)  # the failed writes ran nowhere, and never twice
-        assert server_of(conn) == PRIMARY
-
-
-def server_of(conn: msplugin.Connection) -> int:
-    cur = conn.cursor()
-    cur.execute("/*ms=last_used*/ SELECT @@server_id")
-    row = cur.fetchone()
-    assert row is not None
-    return int(row[0])
+        assert server_id(conn, "/*ms=last_used*/ SELECT @@server_id") == PRIMARY
 
 
 def test_failover_disabled_raises(fsb: Sandbox, config: Callable[..., str]) -> None:

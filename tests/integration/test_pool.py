@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pymysql
 import pytest
+from live import scalar
 
 import msplugin
 from msplugin import health
@@ -48,14 +49,6 @@ def app_connections(sandbox: Sandbox) -> dict[str, int]:
     return out
 
 
-def connection_id(conn: msplugin.Connection, sql: str = "SELECT CONNECTION_ID()") -> int:
-    cur = conn.cursor()
-    cur.execute(sql)
-    row = cur.fetchone()
-    assert row is not None
-    return int(row[0])
-
-
 def since(before: dict[str, int]) -> dict[str, int]:
     """Pool counters since *before* (they are process totals)."""
     now = pool_stats()
@@ -69,9 +62,9 @@ def test_backend_connections_are_reused(sandbox: Sandbox) -> None:
     cfg = str(sandbox.config_path)
     before = pool_stats()
     with msplugin.connect("sandbox", config=cfg) as c:
-        first = connection_id(c, "/*ms=master*/ SELECT CONNECTION_ID()")
+        first = scalar(c, "/*ms=master*/ SELECT CONNECTION_ID()")
     with msplugin.connect("sandbox", config=cfg) as c:
-        assert connection_id(c, "/*ms=master*/ SELECT CONNECTION_ID()") == first
+        assert scalar(c, "/*ms=master*/ SELECT CONNECTION_ID()") == first
     stats = since(before)
     assert stats["pool_created"] == 1 and stats["pool_reused"] == 1 and stats["pool_resets"] == 2
 
@@ -82,7 +75,7 @@ def test_second_borrower_sees_nothing_of_the_first(
     cfg = str(sandbox.config_path)
     with msplugin.connect("sandbox", config=cfg, autocommit=True) as c:
         cur = c.cursor()
-        first = connection_id(c, "/*ms=master*/ SELECT CONNECTION_ID()")
+        first = scalar(c, "/*ms=master*/ SELECT CONNECTION_ID()")
         cur.execute("SET @secret = 'first user'")
         cur.execute("CREATE TEMPORARY TABLE private_tmp (a INT)")
         cur.execute("/*ms=master*/ SELECT GET_LOCK('pool_test_lock', 0)")
@@ -93,7 +86,7 @@ def test_second_borrower_sees_nothing_of_the_first(
     assert any("rolled back" in r.message for r in caplog.records if r.levelno == logging.WARNING)
     with msplugin.connect("sandbox", config=cfg) as c:
         cur = c.cursor()
-        assert connection_id(c, "/*ms=master*/ SELECT CONNECTION_ID()") == first
+        assert scalar(c, "/*ms=master*/ SELECT CONNECTION_ID()") == first
         cur.execute(
             "/*ms=master*/ SELECT @secret, @@session.time_zone, IS_USED_LOCK('pool_test_lock')"
         )
@@ -117,15 +110,15 @@ def test_pools_are_keyed_by_user_and_password(sandbox: Sandbox, tmp_path: Path) 
     cfg = tmp_path / "nocreds.json"
     cfg.write_text(json.dumps(data))
     with msplugin.connect("sandbox", config=str(cfg), user=APP_USER, password=password) as c:
-        connection_id(c, "/*ms=master*/ SELECT 1")  # now idle in the pool
+        scalar(c, "/*ms=master*/ SELECT 1")  # now idle in the pool
     # The same user name with a wrong password must not get the pooled, authenticated session.
     with msplugin.connect("sandbox", config=str(cfg), user=APP_USER, password="wrong") as c:
         with pytest.raises(pymysql.err.OperationalError) as info:
-            connection_id(c, "/*ms=master*/ SELECT 1")
+            scalar(c, "/*ms=master*/ SELECT 1")
         assert "Access denied" in str(info.value) and "wrong" not in str(info.value)
     with msplugin.connect("sandbox", config=str(cfg), user="someone_else", password=password) as c:
         with pytest.raises(pymysql.err.OperationalError) as info:
-            connection_id(c, "/*ms=master*/ SELECT 1")
+            scalar(c, "/*ms=master*/ SELECT 1")
         assert "Access denied" in str(info.value)
 
 
@@ -133,12 +126,12 @@ def test_queue_timeout(make_config: Callable[..., str]) -> None:
     cfg = make_config(pooling={"max_size": 1, "queue_timeout": 0.3})
     before = pool_stats()
     holder = msplugin.connect("sandbox", config=cfg)
-    connection_id(holder, "/*ms=master*/ SELECT 1")
+    scalar(holder, "/*ms=master*/ SELECT 1")
     try:
         with msplugin.connect("sandbox", config=cfg) as c:
             start = time.monotonic()
             with pytest.raises(msplugin.PoolTimeout, match="max_size") as info:
-                connection_id(c, "/*ms=master*/ SELECT 1")
+                scalar(c, "/*ms=master*/ SELECT 1")
             assert 0.3 <= time.monotonic() - start < 1.0
             assert isinstance(info.value, pymysql.err.OperationalError)
     finally:
@@ -154,7 +147,7 @@ def test_pooling_disabled_opens_and_closes(
     ids = set()
     for _ in range(3):
         with msplugin.connect("sandbox", config=cfg) as c:
-            ids.add(connection_id(c, "/*ms=master*/ SELECT CONNECTION_ID()"))
+            ids.add(scalar(c, "/*ms=master*/ SELECT CONNECTION_ID()"))
     assert len(ids) == 3
     assert since(before)["pool_created"] == 0
 
@@ -164,7 +157,7 @@ def test_close_pools_closes_server_connections(sandbox: Sandbox) -> None:
     cfg = str(sandbox.config_path)
     conns = [msplugin.connect("sandbox", config=cfg) for _ in range(5)]
     for c in conns:
-        connection_id(c, "/*ms=master*/ SELECT 1")
+        scalar(c, "/*ms=master*/ SELECT 1")
     for c in conns:
         c.close()
     assert app_connections(sandbox)["primary"] == baseline["primary"] + 5  # idle in the pool
@@ -241,7 +234,7 @@ def test_pool_repr_hides_password(sandbox: Sandbox) -> None:
     from msplugin.pool import _pools
 
     with msplugin.connect("sandbox", config=str(sandbox.config_path)) as c:
-        connection_id(c, "/*ms=master*/ SELECT 1")
+        scalar(c, "/*ms=master*/ SELECT 1")
     password = str(sandbox.config_path.read_text()).split('"password": "')[1].split('"')[0]
     for pool in _pools.values():
         assert password not in repr(pool)
@@ -249,7 +242,7 @@ def test_pool_repr_hides_password(sandbox: Sandbox) -> None:
 
 def master_connection_id(cfg: str) -> int:
     with msplugin.connect("sandbox", config=cfg) as c:
-        return connection_id(c, "/*ms=master*/ SELECT CONNECTION_ID()")
+        return scalar(c, "/*ms=master*/ SELECT CONNECTION_ID()")
 
 
 def test_min_size_opens_connections_up_front(make_config: Callable[..., str]) -> None:
@@ -278,12 +271,12 @@ def test_pre_ping_replaces_a_connection_killed_while_idle(
             cur.execute(f"KILL CONNECTION {first}")
         with msplugin.connect("sandbox", config=cfg) as c:
             if pre_ping:
-                assert connection_id(c, "/*ms=master*/ SELECT CONNECTION_ID()") != first
+                assert scalar(c, "/*ms=master*/ SELECT CONNECTION_ID()") != first
             else:
                 # Without pre_ping (and no tracking statement at checkout) the broken connection
                 # surfaces on the first statement, which is then a read retried... on the
                 # master only, so it is refused and named.
                 with pytest.raises(pymysql.err.OperationalError, match="master_0"):
-                    connection_id(c, "/*ms=master*/ SELECT CONNECTION_ID()")
+                    scalar(c, "/*ms=master*/ SELECT CONNECTION_ID()")
         # A healthy server whose one connection broke is back after the first, immediate probe.
         assert wait_for(lambda: not health.down, timeout=1.0)
