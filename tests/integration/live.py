@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import msplugin
+from msplugin.sandbox import Sandbox
 
 PRIMARY = 1  # @@server_id of the sandbox primary
 REPLICAS = {2, 3}
+
+
+def setup(sandbox: Sandbox, *statements: str) -> None:
+    """Run *statements* on the primary through msplugin and wait until the replicas have them."""
+    with msplugin.connect("sandbox", config=str(sandbox.config_path)) as c:
+        cur = c.cursor()
+        for sql in statements:
+            cur.execute(sql)
+    sandbox.wait_replicated()
 
 
 def scalar(conn: msplugin.Connection, sql: str) -> int:

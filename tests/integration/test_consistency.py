@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from live import PRIMARY, REPLICAS, server_id
+from live import PRIMARY, REPLICAS, server_id, setup
 
 import msplugin
 from msplugin.monitor import monitor
@@ -17,11 +17,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module", autouse=True)
 def table(sandbox: Sandbox) -> None:
-    with msplugin.connect("sandbox", config=str(sandbox.config_path)) as c:
-        c.cursor().execute(
-            "CREATE TABLE IF NOT EXISTS ryw (id INT AUTO_INCREMENT PRIMARY KEY, v INT)"
-        )
-    sandbox.wait_replicated()
+    setup(sandbox, "CREATE TABLE IF NOT EXISTS ryw (id INT AUTO_INCREMENT PRIMARY KEY, v INT)")
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 
 import pymysql
 import pytest
-from live import PRIMARY, REPLICAS, server_id
+from live import PRIMARY, REPLICAS, server_id, setup
 
 import msplugin
 from msplugin.sandbox import Sandbox
@@ -28,11 +28,11 @@ def conn(sandbox: Sandbox) -> Iterator[msplugin.Connection]:
 
 @pytest.fixture(scope="module", autouse=True)
 def table(sandbox: Sandbox) -> None:
-    with msplugin.connect("sandbox", config=str(sandbox.config_path)) as c:
-        cur = c.cursor()
-        cur.execute("DROP TABLE IF EXISTS t")
-        cur.execute("CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v INT)")
-    sandbox.wait_replicated()
+    setup(
+        sandbox,
+        "DROP TABLE IF EXISTS t",
+        "CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v INT)",
+    )
 
 
 def test_reads_go_to_a_replica_writes_to_the_primary(conn: msplugin.Connection) -> None:

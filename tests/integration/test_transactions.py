@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from live import PRIMARY, REPLICAS, server_id
+from live import PRIMARY, REPLICAS, server_id, setup
 
 import msplugin
 from msplugin.sandbox import Sandbox
@@ -15,11 +15,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module", autouse=True)
 def table(sandbox: Sandbox) -> None:
-    with msplugin.connect("sandbox", config=str(sandbox.config_path)) as c:
-        c.cursor().execute(
-            "CREATE TABLE IF NOT EXISTS trx (id INT AUTO_INCREMENT PRIMARY KEY, v INT)"
-        )
-    sandbox.wait_replicated()
+    setup(sandbox, "CREATE TABLE IF NOT EXISTS trx (id INT AUTO_INCREMENT PRIMARY KEY, v INT)")
 
 
 @pytest.fixture
