@@ -10,6 +10,25 @@ from __future__ import annotations
 
 import logging
 
+# PEP 249 type objects and constructors: rows come from PyMySQL, so its objects describe them.
+from pymysql import (
+    BINARY,
+    DATE,
+    DATETIME,
+    NUMBER,
+    ROWID,
+    STRING,
+    TIME,
+    TIMESTAMP,
+    Binary,
+    Date,
+    DateFromTicks,
+    Time,
+    TimeFromTicks,
+    Timestamp,
+    TimestampFromTicks,
+)
+
 from msplugin.backends import ServerInfo
 from msplugin.classify import Route, query_is_select
 from msplugin.config import Config, GroupConfig, ServerConfig, load_config
@@ -38,12 +57,23 @@ from msplugin.routing import Explanation
 from msplugin.stats import get_stats
 
 __all__ = [
+    "BINARY",
+    "DATE",
+    "DATETIME",
+    "NUMBER",
+    "ROWID",
+    "STRING",
+    "TIME",
+    "TIMESTAMP",
+    "Binary",
     "Config",
     "ConfigError",
     "Connection",
     "Cursor",
     "DataError",
     "DatabaseError",
+    "Date",
+    "DateFromTicks",
     "Error",
     "Explanation",
     "GroupConfig",
@@ -61,6 +91,10 @@ __all__ = [
     "ServerConfig",
     "ServerInfo",
     "StateDivergenceWarning",
+    "Time",
+    "TimeFromTicks",
+    "Timestamp",
+    "TimestampFromTicks",
     "TransactionError",
     "Warning",
     "apilevel",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -450,14 +451,31 @@ class Connection:
                 self._pinned = None  # ended by the server: implicit commit (DDL), procedure
         if backend.role == "master" and not c.read:
             committed = self._autocommit and not status & _IN_TRANS and not self._xa
-            self._learn_gtid(backend, status, committed=committed or c.trx == "end")
+            self._learn_gtid(backend, status, committed=committed or c.trx == "end", cur=cur)
 
-    def _learn_gtid(self, backend: Backend, status: int, *, committed: bool) -> None:
+    def _learn_gtid(
+        self,
+        backend: Backend,
+        status: int,
+        *,
+        committed: bool,
+        cur: pymysql.cursors.Cursor | None = None,
+    ) -> None:
         gs = self._gtid
         gtid = None
-        if self._track_gtids and status & SESSION_STATE_CHANGED and backend.conn is not None:
+        reply = backend.conn._result if backend.conn is not None else None  # type: ignore[attr-defined]
+        if self._track_gtids and reply is not None and _gtid_unreadable(reply, cur):
+            # Only the master is sure to have this write until a later write's GTID is known.
+            gs.untracked()
+            self._stats.counts["gtid_untracked"] += 1
+        elif (
+            self._track_gtids
+            and status & SESSION_STATE_CHANGED
+            and reply is not None
+            and reply.message is not None  # None: rows came back; status is from an older OK
+        ):
             # PyMySQL keeps the OK packet's tail, which holds the session-state block.
-            gtid = gtid_from_session_state(backend.conn._result.message)  # type: ignore[attr-defined]
+            gtid = gtid_from_session_state(reply.message)
         elif self._injection is not None and self._injection.fetch_last_gtid and committed:
             gtid = self._run_injection(backend, self._injection.fetch_last_gtid, "gtid_fetch")
         if gtid:
@@ -1031,10 +1049,13 @@ class Connection:
 
     # ---------------------------------------------------------------- PEP 249 and PyMySQL API
 
-    def cursor(self, cursorclass: CursorClass | None = None) -> Cursor:
-        """Return a new Cursor (PEP 249); *cursorclass* is a PyMySQL cursor class."""
+    def _check_open(self) -> None:
         if self._closed:
             raise err.InterfaceError(0, "connection is closed")
+
+    def cursor(self, cursorclass: CursorClass | None = None) -> Cursor:
+        """Return a new Cursor (PEP 249); *cursorclass* is a PyMySQL cursor class."""
+        self._check_open()
         return Cursor(self, cursorclass or self._cursorclass)
 
     def commit(self) -> None:
@@ -1046,6 +1067,7 @@ class Connection:
         self._end_transaction("rollback")
 
     def _end_transaction(self, how: str) -> None:
+        self._check_open()
         pinned = self._pinned
         if pinned is not None and pinned.conn is None:
             self._pinned = None
@@ -1174,6 +1196,7 @@ class Connection:
 
     def autocommit(self, value: bool) -> None:
         """Set autocommit on every open backend and on those opened later."""
+        self._check_open()
         value = bool(value)
         for b in self._open_backends():
             assert b.conn is not None
@@ -1189,6 +1212,7 @@ class Connection:
 
     def select_db(self, db: str) -> None:
         """Make *db* the current database on every open backend and on those opened later."""
+        self._check_open()
         for b in self._open_backends():
             assert b.conn is not None
             b.conn.select_db(db)
@@ -1198,6 +1222,7 @@ class Connection:
 
     def set_character_set(self, charset: str, collation: str | None = None) -> None:
         """Set the connection character set on every open backend and on those opened later."""
+        self._check_open()
         for b in self._open_backends():
             assert b.conn is not None
             b.conn.set_character_set(charset, collation)
@@ -1209,6 +1234,7 @@ class Connection:
 
     def ping(self, reconnect: bool = True) -> None:
         """Check every open backend (reconnecting if asked); with none open, connect the master."""
+        self._check_open()
         backends = self._open_backends()
         if not backends:
             self._master()
@@ -1291,6 +1317,22 @@ class Connection:
     def stats(self) -> dict[str, int]:
         """This connection's counters (see msplugin.get_stats() for the process)."""
         return self._stats.snapshot()
+
+
+_RETURNING: Final = re.compile(r"\bRETURNING\b", re.IGNORECASE)
+
+
+def _gtid_unreadable(reply: Any, cur: pymysql.cursors.Cursor | None) -> bool:
+    """True when the reply to a write cannot hold its GTID: more results follow (a CALL that
+    returned rows, a multi-statement string: the GTID comes in a later OK packet the
+    application may never read), or the write returned rows (MariaDB's ``RETURNING``), whose
+    EOF packet carries no session state."""
+    if reply.has_next:
+        return True
+    if reply.message is not None or cur is None:
+        return False  # an OK packet
+    executed = cur._executed  # type: ignore[attr-defined]
+    return isinstance(executed, str) and _RETURNING.search(executed) is not None
 
 
 def _fixed_by(c: Classification, target: Target) -> str:
@@ -1475,7 +1517,8 @@ class Cursor:
         return self._result().fetchone()
 
     def fetchmany(self, size: int | None = None) -> Any:
-        return self._result().fetchmany(size)
+        # arraysize is this cursor's: the backend cursor may predate a change to it.
+        return self._result().fetchmany(self.arraysize if size is None else size)
 
     def fetchall(self) -> Any:
         return self._result().fetchall()
@@ -1508,7 +1551,7 @@ class Cursor:
     def setinputsizes(self, *args: Any) -> None:
         """Does nothing (PEP 249 allows it)."""
 
-    def setoutputsizes(self, *args: Any) -> None:
+    def setoutputsize(self, *args: Any) -> None:
         """Does nothing (PEP 249 allows it)."""
 
     def close(self) -> None:

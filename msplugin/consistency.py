@@ -203,6 +203,11 @@ class GtidState:
             if _covers(position, have, gtid, need)
         }
 
+    def untracked(self) -> None:
+        """This connection wrote and the GTID is unknown: session reads go to the master."""
+        self.gtid, self.need, self.known, self.last_write = None, {}, set(), None
+        self.untracked_write = True
+
     def confirm(self, name: str) -> None:
         """Replica *name* was checked to have the current GTID."""
         assert self.gtid is not None

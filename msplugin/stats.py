@@ -45,6 +45,7 @@ STAT_NAMES: Final = (
     "use_master_age",
     "use_master_session",
     "gtid_tracked",
+    "gtid_untracked",
     "gtid_replica_known",
     "gtid_checks",
     "gtid_check_failed",

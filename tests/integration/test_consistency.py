@@ -17,7 +17,12 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module", autouse=True)
 def table(sandbox: Sandbox) -> None:
-    setup(sandbox, "CREATE TABLE IF NOT EXISTS ryw (id INT AUTO_INCREMENT PRIMARY KEY, v INT)")
+    setup(
+        sandbox,
+        "CREATE TABLE IF NOT EXISTS ryw (id INT AUTO_INCREMENT PRIMARY KEY, v INT)",
+        "CREATE OR REPLACE PROCEDURE ryw_add(IN x INT) BEGIN INSERT INTO ryw (v) VALUES (x);"
+        " SELECT x; END",
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -133,6 +138,34 @@ def test_session_without_a_known_gtid_reads_from_the_master(sandbox: Sandbox) ->
         c.set_qos("session")
         assert server_id(c) == PRIMARY
         assert c.stats()["use_master_session"] == 1
+
+
+def test_a_write_whose_gtid_comes_after_result_sets_sends_session_reads_to_the_master(
+    sandbox: Sandbox, make_config: Callable[..., str]
+) -> None:
+    config = make_config(filters={"quality_of_service": {"session_consistency": 1}})
+    with msplugin.connect("sandbox", config=config) as c:
+        cur = c.cursor()
+        cur.execute("INSERT INTO ryw (v) VALUES (-3)")
+        sandbox.wait_replicated()
+        assert server_id(c) in REPLICAS  # the known GTID is on the replicas
+        cur.callproc("ryw_add", (515151,))  # writes; its GTID is in an OK packet not read yet
+        assert cur.fetchall() == ((515151,),)
+        assert c.last_gtid() is None
+        assert c.stats()["gtid_untracked"] == 1
+        cur.execute("SELECT @@server_id, COUNT(*) FROM ryw WHERE v = 515151")
+        assert cur.fetchone() == (PRIMARY, 1)
+        cur.execute("INSERT INTO ryw (v) VALUES (-4)")  # a GTID known again
+        assert c.last_gtid() is not None
+        sandbox.wait_replicated()
+        assert server_id(c) in REPLICAS
+        cur.execute("INSERT INTO ryw (v) VALUES (626262) RETURNING v")  # rows, no OK packet
+        assert cur.fetchall() == ((626262,),)
+        assert c.last_gtid() is None and c.stats()["gtid_untracked"] == 2
+        cur.execute("SELECT @@server_id, COUNT(*) FROM ryw WHERE v = 626262")
+        assert cur.fetchone() == (PRIMARY, 1)
+        cur.execute("SHOW TABLES")  # a non-read with rows that writes nothing: no effect
+        assert c.stats()["gtid_untracked"] == 2
 
 
 def test_multi_statements_stay_refused_on_gtid_checked_replicas(
