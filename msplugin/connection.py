@@ -116,6 +116,7 @@ _NOT_HERE: Final = {
 
 CursorClass = type[pymysql.cursors.Cursor]
 
+_ISOLATION_LEVELS: Final = ("READ UNCOMMITTED", "READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE")
 _IN_TRANS: Final = SERVER_STATUS.SERVER_STATUS_IN_TRANS
 _AUTOCOMMIT: Final = SERVER_STATUS.SERVER_STATUS_AUTOCOMMIT
 
@@ -246,6 +247,7 @@ class Connection:
         # API-level state that overrides per-server keys on every backend (select_db etc.).
         self._overrides: dict[str, Any] = {"autocommit": autocommit}
         self._autocommit = autocommit
+        self._isolation: str | None = None  # set_isolation_level(): applied to every backend
         self._cursorclass = cursorclass
         self._master_backend: Backend | None = None
         self._last_used: Backend | None = None
@@ -877,8 +879,20 @@ class Connection:
                 self._discard(backend)
                 self._open(backend, lazy=lazy, retry_stale=True)
                 return
+        if self._isolation is not None:
+            self._set_isolation(backend, self._isolation)
         health.record_success(backend.address)
         self._stats.counts[f"{kind}_connections_{backend.role}_success"] += 1
+
+    def _set_isolation(self, backend: Backend, level: str) -> None:
+        assert backend.conn is not None
+        try:
+            with backend.conn.cursor() as cur:
+                cur.execute(f"SET SESSION TRANSACTION ISOLATION LEVEL {level}")
+        except err.MySQLError as exc:
+            if health.is_disconnect(exc):
+                self._lost(backend, exc)
+            raise
 
     def _setup_tracking(self, backend: Backend, *, gtids: bool, state: bool) -> None:
         """One statement at connect: report GTIDs (master), and session state changes."""
@@ -1231,6 +1245,26 @@ class Connection:
             self._overrides["collation"] = collation
         if self._state is not None:
             self._state.forget("charset")
+
+    def set_isolation_level(self, level: str) -> None:
+        """Set the transaction isolation level of every backend session, open or opened later.
+
+        *level*: READ UNCOMMITTED, READ COMMITTED, REPEATABLE READ or SERIALIZABLE. Sent as
+        SQL it would reach the master only (a SET is not a read).
+        """
+        self._check_open()
+        name = " ".join(level.upper().replace("-", " ").split())
+        if name not in _ISOLATION_LEVELS:
+            raise err.ProgrammingError(
+                f"isolation level {level!r}: expected one of {', '.join(_ISOLATION_LEVELS)}"
+            )
+        for b in self._open_backends():
+            self._set_isolation(b, name)
+        self._isolation = name
+
+    def character_set_name(self) -> str:
+        """The connection character set every backend uses (as PyMySQL names it)."""
+        return str(self._overrides.get("charset") or self._defaults.get("charset") or "utf8mb4")
 
     def ping(self, reconnect: bool = True) -> None:
         """Check every open backend (reconnecting if asked); with none open, connect the master."""

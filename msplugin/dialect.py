@@ -1,0 +1,112 @@
+"""SQLAlchemy dialect ``mysql+msplugin``: an engine whose connections are msplugin facades.
+
+``create_engine("mysql+msplugin://user:password@GROUP/db?config=PATH")`` routes every statement
+of an engine (Core and ORM) by msplugin's rules. SQLAlchemy finds this class through the
+``sqlalchemy.dialects`` entry point ``mysql.msplugin``; SQLAlchemy itself is an optional extra
+(``pip install msplugin[sqlalchemy]``). Everything MySQL-specific (SQL compilation, reflection,
+types) is the PyMySQL dialect's: msplugin runs PyMySQL underneath.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, cast
+
+import pymysql
+from pymysql.constants import CLIENT
+from sqlalchemy import util
+from sqlalchemy.dialects.mysql.pymysql import MySQLDialect_pymysql
+from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.engine.interfaces import ConnectArgsType, DBAPIConnection, DBAPIModule
+from sqlalchemy.exc import ArgumentError
+
+import msplugin
+
+
+class MSPluginDialect(MySQLDialect_pymysql):
+    """PyMySQL's dialect with msplugin.connect() as the DB-API module's connect()."""
+
+    driver = "msplugin"
+    supports_statement_cache = True
+
+    @classmethod
+    def import_dbapi(cls) -> DBAPIModule:
+        return cast(DBAPIModule, msplugin)
+
+    def retrieve_dbapi_version(self, dbapi: DBAPIModule) -> util.VersionInfo:
+        # Version-dependent behaviour in the PyMySQL dialect is about PyMySQL, which runs here.
+        return util.parse_version_string(pymysql.VERSION_STRING)
+
+    @util.memoized_property
+    def _send_false_to_ping(self) -> bool:
+        return True  # msplugin's ping(reconnect=True) is PyMySQL's; SQLAlchemy wants False
+
+    def on_connect(self) -> Callable[[DBAPIConnection], None]:
+        # MySQLdb's dialect sends "SET NAMES" on connect: through msplugin that would run on
+        # the master only. The character set is a connect() argument, set on every backend.
+        def on_connect(conn: DBAPIConnection) -> None:
+            pass
+
+        return on_connect
+
+    def set_isolation_level(self, dbapi_connection: DBAPIConnection, level: str) -> None:
+        # Every backend session gets the level: SQLAlchemy would send a SET, which runs on the
+        # master only.
+        if level == "AUTOCOMMIT":
+            dbapi_connection.autocommit(True)
+        else:
+            dbapi_connection.autocommit(False)
+            dbapi_connection.set_isolation_level(level)
+
+    def create_connect_args(
+        self, url: URL, _translate_args: dict[str, Any] | None = None
+    ) -> ConnectArgsType:
+        """``mysql+msplugin://user:password@GROUP/database?config=PATH&charset=...``.
+
+        The URL's host is the group name; servers come from the configuration, so a port is
+        refused. Query keys are PyMySQL connect() options, plus ``config`` and ``pick_server``.
+        Connections start with autocommit off, as PEP 249 and SQLAlchemy expect.
+        """
+        group = url.host
+        if not group:
+            raise ArgumentError(
+                "mysql+msplugin:// URLs name the group as the host: "
+                "mysql+msplugin://user:password@GROUP/database?config=PATH"
+            )
+        if url.port is not None:
+            raise ArgumentError(
+                f"mysql+msplugin://...@{group}:{url.port}: a port has no meaning here; "
+                "the group's servers and their ports come from the configuration"
+            )
+        _args, opts = super().create_connect_args(url, _translate_args)
+        del opts["host"]
+        opts.setdefault("autocommit", False)
+        opts["client_flag"] = int(opts.get("client_flag", 0)) | CLIENT.FOUND_ROWS
+        return [group], opts
+
+
+dialect = MSPluginDialect
+
+
+@contextmanager
+def read_only(engine: Engine) -> Iterator[Connection]:
+    """A connection of *engine* in a read-only transaction; with ``trx_stickiness: "on"`` the
+    whole transaction runs on one slave.
+
+    Commits on success, rolls back on error, then returns the connection to the engine's pool.
+    The connection runs in autocommit mode meanwhile: SQLAlchemy's own transaction would
+    start on the master.
+    """
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        facade = conn.connection.dbapi_connection
+        if not isinstance(facade, msplugin.Connection):
+            raise TypeError("read_only() needs a mysql+msplugin:// engine")
+        facade.begin(read_only=True)
+        try:
+            yield conn
+        except BaseException:
+            facade.rollback()
+            raise
+        facade.commit()
