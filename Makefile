@@ -39,8 +39,13 @@ lint: $(STAMP)
 test: lint server-binary
 	$(PY) -m pytest
 
-bench: $(STAMP) server-binary
-	$(PY) bench/overhead.py
+# The plot extra (matplotlib) is only for the benchmark's chart.
+$(VENV)/.plot: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,plot]'
+	touch $@
+
+bench: $(STAMP) $(VENV)/.plot server-binary
+	$(PY) bench/suite.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

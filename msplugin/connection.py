@@ -24,7 +24,7 @@ from pymysql.constants import CLIENT, SERVER_STATUS
 
 from msplugin import health
 from msplugin.backends import Backend, ServerInfo
-from msplugin.classify import Classification, classify
+from msplugin.classify import CACHE_MAX_LEN, Classification, classify
 from msplugin.config import Config, GroupConfig, load_config
 from msplugin.consistency import (
     SESSION_STATE_CHANGED,
@@ -117,6 +117,7 @@ _NOT_HERE: Final = {
 CursorClass = type[pymysql.cursors.Cursor]
 
 _ISOLATION_LEVELS: Final = ("READ UNCOMMITTED", "READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE")
+_PLANS_MAX: Final = 1024
 _IN_TRANS: Final = SERVER_STATUS.SERVER_STATUS_IN_TRANS
 _AUTOCOMMIT: Final = SERVER_STATUS.SERVER_STATUS_AUTOCOMMIT
 
@@ -236,6 +237,11 @@ class Connection:
             has_slaves=bool(group.slaves),
         )
         self._sticky = group.trx_stickiness != "disabled"
+        # (text, transaction context, wrote, has last used) -> (classification, decision,
+        # the session state the text sets or depends on)
+        self._plans: dict[
+            tuple[str, str, bool, bool], tuple[Classification, Decision, Effects]
+        ] = {}
         self._slave_names = tuple(b.name for b in self._slaves)
         self._failed: set[str] = set()
         self._defaults: dict[str, Any] = {"autocommit": autocommit, **connect_kwargs}
@@ -302,10 +308,20 @@ class Connection:
         """
         if self._closed:
             raise err.InterfaceError(0, "connection is closed")
-        c = classify(query, self._classifier)
+        # The classification and decision depend only on the text and on this connection's
+        # state in the key, so the repeated statements of an application cost one lookup.
+        key = (query, self._trx_context(), self._wrote, self._last_used is not None)
+        plan = self._plans.get(key)
+        if plan is None:
+            c = classify(query, self._classifier)
+            plan = (c, decide(c, self._policy, key[1], key[2], key[3]), effects(query))
+            if len(query) <= CACHE_MAX_LEN:
+                if len(self._plans) >= _PLANS_MAX:
+                    self._plans.clear()  # literals in the text: cheaper than an LRU
+                self._plans[key] = plan
+        c, d, eff = plan
         self._c = c
         self._check = None
-        d = self._decide(c)
         target = d.target
         reason = d.reason
         stat = d.stat
@@ -350,7 +366,7 @@ class Connection:
                 )
         tracker = self._state
         if tracker is not None:
-            eff = self._eff = effects(query)
+            self._eff = eff
             if eff is not NOTHING or not tracker.idle(backend.name, query):
                 backend, reason = self._apply_state(query, c, backend, reason, target, eff)
         if c.statements > 1 and backend.multi_statements and not self._user_multi:
@@ -454,6 +470,8 @@ class Connection:
         if backend.role == "master" and not c.read:
             committed = self._autocommit and not status & _IN_TRANS and not self._xa
             self._learn_gtid(backend, status, committed=committed or c.trx == "end", cur=cur)
+        if status & SESSION_STATE_CHANGED:
+            _consumed(backend)
 
     def _learn_gtid(
         self,
@@ -905,6 +923,7 @@ class Connection:
         try:
             with backend.conn.cursor() as cur:
                 cur.execute("SET SESSION " + ", ".join(parts))
+            _consumed(backend)
         except err.MySQLError as exc:
             if health.is_disconnect(exc):
                 raise
@@ -1138,6 +1157,7 @@ class Connection:
                 raise err.ProgrammingError(f"set_qos(): not a GTID: {gtid!r}")
             self._gtid.require(gtid, 0.0)
         self._policy = self._policy._replace(qos=level, age=age)
+        self._plans.clear()
         if level == "session" and not self._track_gtids:
             self._track_gtids = True
             master = self._master_backend
@@ -1353,6 +1373,14 @@ class Connection:
         return self._stats.snapshot()
 
 
+def _consumed(backend: Backend) -> None:
+    """The reply's session-state block has been read: clear its flag. PyMySQL updates the
+    status only from OK packets, so a result set would otherwise show the flag of an older
+    reply, and every later statement would take the slow path looking for a block."""
+    if backend.conn is not None:
+        backend.conn.server_status &= ~SESSION_STATE_CHANGED  # type: ignore[attr-defined]
+
+
 _RETURNING: Final = re.compile(r"\bRETURNING\b", re.IGNORECASE)
 
 
@@ -1430,7 +1458,9 @@ class Cursor:
 
     def _run(self, backend: Backend, query: str, args: Any) -> int:
         conn = self.connection
-        cur = self._cursor_for(backend)
+        cur = self._cursors.get(backend.name)
+        if cur is None or cur.connection is not backend.conn:  # _cursor_for, inlined: per statement
+            cur = self._cursor_for(backend)
         self._current = cur
         if conn._check is not None:
             return self._execute_checked(backend, cur, query, args)
@@ -1548,14 +1578,20 @@ class Cursor:
         return cur
 
     def fetchone(self) -> Any:
-        return self._result().fetchone()
+        cur = self._current  # not self._result(): a call less per row
+        if cur is None:
+            raise err.ProgrammingError("execute() first")
+        return cur.fetchone()
 
     def fetchmany(self, size: int | None = None) -> Any:
         # arraysize is this cursor's: the backend cursor may predate a change to it.
         return self._result().fetchmany(self.arraysize if size is None else size)
 
     def fetchall(self) -> Any:
-        return self._result().fetchall()
+        cur = self._current  # not self._result(): a call less per statement
+        if cur is None:
+            raise err.ProgrammingError("execute() first")
+        return cur.fetchall()
 
     def nextset(self) -> bool | None:
         return self._result().nextset()

@@ -65,7 +65,10 @@ class RandomPicker:
         if chosen is not None and chosen in candidates:
             return chosen
         if self._weights is None:
-            alias = candidates[0] if len(candidates) == 1 else self._rng.choice(candidates)
+            n = len(candidates)
+            # random() * n, not choice(): choice() is pure Python and costs more than the
+            # rest of routing; the bias for a handful of candidates is below 1e-15.
+            alias = candidates[0] if n == 1 else candidates[int(self._rng.random() * n)]
         else:
             w = self._weights
             alias = self._rng.choices(candidates, [w[c] for c in candidates])[0]

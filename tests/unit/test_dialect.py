@@ -51,7 +51,9 @@ def test_urls_that_cannot_name_a_group_are_refused(url: str, message: str) -> No
 
 def test_an_unknown_isolation_level_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
     path = tmp_path / "ms.json"
-    path.write_text(json.dumps({"g": {"master": {"m": {"host": "127.0.0.1", "port": 9}}, "slave": {}}}))
+    path.write_text(
+        json.dumps({"g": {"master": {"m": {"host": "127.0.0.1", "port": 9}}, "slave": {}}})
+    )
     with msplugin.connect("g", config=str(path)) as conn:  # lazy: nothing connected
         with pytest.raises(msplugin.ProgrammingError, match="expected one of"):
             conn.set_isolation_level("SNAPSHOT")

@@ -1,0 +1,171 @@
+"""msplugin's benchmark suite: one run against a sandbox topology, a table, bench/results.json.
+
+    python bench/suite.py [--config FILE --group G] [--rounds 21] [--statements 2000] [--quick]
+
+Without --config it starts its own 1 primary + 2 replica sandbox and removes it afterwards.
+Every msplugin figure is measured in the same run as its raw PyMySQL baseline. Sections:
+throughput.py (routed SELECT 1 and primary-key SELECT against raw PyMySQL), instructions.py
+(client instructions per statement, under valgrind), the classifier, consistency_cost.py,
+state_cost.py, pool_cost.py (pool checkout+return, facade connect+close), footprint.py (memory
+per connection) and scaling.py (1/2/4 client processes, 1 versus 2 replicas). With matplotlib
+installed (the "plot" extra) it also draws bench/results.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import timeit
+from pathlib import Path
+from typing import Any
+
+from consistency_cost import consistency_cost
+from footprint import footprint
+from instructions import instructions
+from pool_cost import pool_cost
+from pool_cost import report as report_pool_cost
+from scaling import scaling
+from state_cost import report as report_state_cost
+from state_cost import state_cost
+from throughput import throughput
+
+from msplugin.classify import _classify, classify
+from msplugin.sandbox import GROUP, Sandbox
+
+SHORT = "SELECT id, name, email, created_at FROM users WHERE id = %s AND status = %s ORDER BY id LIMIT 1"
+# A 4 KB statement: a long IN list, as ORMs generate (still below the 4096-character cache limit).
+LONG = "SELECT id, name FROM users WHERE id IN (" + ", ".join(["%s"] * 1000) + ") AND active = 1"
+LONG = LONG[: LONG.rindex(", %s", 0, 4000)] + ") AND active = 1"
+
+
+def classifier_cost() -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for label, sql in (("short", SHORT), ("4kb", LONG)):
+        classify(sql)
+        n = 1_000_000
+        cached = min(timeit.repeat(lambda s=sql: classify(s), number=n, repeat=3)) / n * 1e6
+        m = 20_000 if label == "short" else 2_000
+        uncached = (
+            min(timeit.repeat(lambda s=sql: _classify(s, "default"), number=m, repeat=3)) / m * 1e6
+        )
+        out[label] = {"chars": len(sql), "cached_us": cached, "uncached_us": uncached}
+    return out
+
+
+def _row(name: str, value: str, target: str = "", baseline: str = "") -> None:
+    print(f"  {name:<46} {value:>22}  {baseline:<26} {target}")
+
+
+def report(r: dict[str, Any]) -> None:
+    print()
+    print("msplugin benchmark suite (every msplugin figure with its baseline from the same run)")
+    for key, label in (("select_1", "SELECT 1"), ("select_pk", "primary-key SELECT (1 row)")):
+        t = r["throughput"][key]
+        print(
+            f"{label} on {t['server']}: {t['rounds']} interleaved rounds x {t['statements_per_round']}"
+        )
+        _row(
+            "throughput, msplugin / PyMySQL",
+            f"{t['ratio_total']:.3f} (rounds {t['ratio_median_of_rounds']:.3f})",
+            "target >= 0.97",
+            f"{t['msplugin_tps_median']:.0f} vs {t['raw_pymysql_tps_median']:.0f} stmt/s",
+        )
+        _row(
+            "client CPU per statement",
+            f"{t['msplugin_client_cpu_us_per_stmt']:.1f} us",
+            "",
+            f"PyMySQL {t['raw_client_cpu_us_per_stmt']:.1f} us",
+        )
+    i = r["instructions"]
+    if "skipped" in i:
+        print(f"client instructions per statement: skipped: {i['skipped']}")
+    else:
+        print(
+            f"client instructions per primary-key SELECT (valgrind, {i['statements']} statements)"
+        )
+        _row(
+            "msplugin / PyMySQL",
+            f"{i['ratio']:.3f}",
+            "",
+            f"{i['msplugin_per_stmt']:.0f} vs {i['raw_pymysql_per_stmt']:.0f}",
+        )
+    print("classifier, per statement")
+    for label, c in r["classifier"].items():
+        _row(f"{label} ({c['chars']} chars), cached", f"{c['cached_us']:.3f} us", "target <= 1 us")
+        _row(f"{label} ({c['chars']} chars), uncached", f"{c['uncached_us']:.2f} us")
+    for label, c in r["consistency"].items():
+        e, s = c["eventual"], c["session"]
+        print(f"session consistency, reads {label.replace('_', ' ')}")
+        _row(
+            "read latency session / eventual",
+            f"{c['latency_ratio_session_eventual']:.2f}",
+            "",
+            f"{s['read_us_median']:.0f} vs {e['read_us_median']:.0f} us",
+        )
+        _row(
+            "reads on replicas / stale (session, eventual)",
+            f"{s['replica_share']:.0%}/{s['stale']}, {e['replica_share']:.0%}/{e['stale']}",
+        )
+    report_state_cost(r["session_state"])
+    report_pool_cost(r["pool"])
+    f = r["footprint"]
+    print(f"memory per connection (Python heap, {f['connections']} live connections)")
+    _row("facade, before its first statement", f"{f['facade_lazy_bytes'] / 1024:.1f} KiB")
+    _row(
+        "facade holding one replica connection",
+        f"{f['facade_one_backend_bytes'] / 1024:.1f} KiB",
+        "",
+        f"PyMySQL {f['raw_pymysql_bytes'] / 1024:.1f} KiB",
+    )
+    s = r["scaling"]
+    print(f"read throughput, primary-key SELECT, statements/s over {s['seconds']} s")
+    print(f"  {'client processes':<20}" + "".join(f"{p:>10}" for p in s["replicas_1"]))
+    for replicas in (1, 2):
+        row = s[f"replicas_{replicas}"]
+        print(f"  {f'{replicas} replica(s)':<20}" + "".join(f"{v:>10.0f}" for v in row.values()))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config")
+    ap.add_argument("--group", default=GROUP)
+    ap.add_argument("--rounds", type=int, default=21)
+    ap.add_argument("--statements", type=int, default=2000)
+    args = ap.parse_args()
+    sandbox = None
+    tmp = tempfile.TemporaryDirectory(prefix="msplugin-bench-")
+    config = args.config
+    if config is None:
+        sandbox = Sandbox.up(Path(tmp.name) / "sandbox")
+        config = str(sandbox.config_path)
+    try:
+        results = {
+            "throughput": throughput(config, args.group, args.rounds, args.statements),
+            "instructions": instructions(config, args.group),
+            "classifier": classifier_cost(),
+            "consistency": consistency_cost(config, args.group, n=1000),
+            "session_state": state_cost(config, args.group, 7, 3000),
+            "pool": pool_cost(config, args.group),
+            "footprint": footprint(config, args.group),
+            "scaling": scaling(config, args.group),
+        }
+    finally:
+        if sandbox is not None:
+            sandbox.down()
+        tmp.cleanup()
+    report(results)
+    out = Path(__file__).with_name("results.json")
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"written: {out}")
+    try:
+        from plot import plot
+    except ImportError:
+        print("no plot: install the 'plot' extra (matplotlib) for bench/results.png")
+    else:
+        print(f"written: {plot(results, out.with_suffix('.png'))}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
