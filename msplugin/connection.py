@@ -483,19 +483,18 @@ class Connection:
     ) -> None:
         gs = self._gtid
         gtid = None
-        reply = backend.conn._result if backend.conn is not None else None  # type: ignore[attr-defined]
-        if self._track_gtids and reply is not None and _gtid_unreadable(reply, cur):
-            # Only the master is sure to have this write until a later write's GTID is known.
-            gs.untracked()
-            self._stats.counts["gtid_untracked"] += 1
-        elif (
-            self._track_gtids
-            and status & SESSION_STATE_CHANGED
-            and reply is not None
-            and reply.message is not None  # None: rows came back; status is from an older OK
-        ):
-            # PyMySQL keeps the OK packet's tail, which holds the session-state block.
-            gtid = gtid_from_session_state(reply.message)
+        if self._track_gtids:
+            reply = backend.conn._result if backend.conn is not None else None  # type: ignore[attr-defined]
+            if reply is None:
+                pass
+            elif _gtid_unreadable(reply, cur):
+                # Only the master surely has this write until a later write's GTID is known.
+                gs.untracked()
+                self._stats.counts["gtid_untracked"] += 1
+            elif status & SESSION_STATE_CHANGED and reply.message is not None:
+                # PyMySQL keeps the OK packet's tail, which holds the session-state block.
+                # (message None: rows came back, and the status is from an older OK packet.)
+                gtid = gtid_from_session_state(reply.message)
         elif self._injection is not None and self._injection.fetch_last_gtid and committed:
             gtid = self._run_injection(backend, self._injection.fetch_last_gtid, "gtid_fetch")
         if gtid:
