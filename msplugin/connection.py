@@ -48,6 +48,7 @@ from msplugin.errors import (
     TransactionError,
 )
 from msplugin.filters import (
+    RandomPicker,
     UserCallback,
     UserPicker,
     load_callback,
@@ -55,6 +56,7 @@ from msplugin.filters import (
     make_picker,
     record_latency,
 )
+from msplugin.health import down as _down
 from msplugin.monitor import monitor
 from msplugin.pool import discard_idle
 from msplugin.retry import after_disconnect, after_server_error
@@ -120,6 +122,8 @@ _ISOLATION_LEVELS: Final = ("READ UNCOMMITTED", "READ COMMITTED", "REPEATABLE RE
 _PLANS_MAX: Final = 1024
 _IN_TRANS: Final = SERVER_STATUS.SERVER_STATUS_IN_TRANS
 _AUTOCOMMIT: Final = SERVER_STATUS.SERVER_STATUS_AUTOCOMMIT
+# A fast-lane read whose reply has any flag but autocommit of these takes _after's full path.
+_LANE_STATUS: Final = _IN_TRANS | _AUTOCOMMIT | SESSION_STATE_CHANGED
 
 
 def connect(
@@ -240,8 +244,16 @@ class Connection:
         # (text, transaction context, wrote, has last used) -> (classification, decision,
         # the session state the text sets or depends on)
         self._plans: dict[
-            tuple[str, str, bool, bool], tuple[Classification, Decision, Effects]
+            tuple[str, str, bool, bool], tuple[Classification, Decision, Effects, bool]
         ] = {}
+        # The fast lane (Cursor.execute): text -> (classification, statistic) of the reads that
+        # go to a slave with nothing but a pick to decide, valid while the connection is quiet
+        # (see _lane_update) and emptied as soon as that may no longer hold.
+        self._lane: dict[str, tuple[Classification, str]] = {}
+        self._lane_able = not self._custom and not self._timed
+        self._lane_open = False
+        self._lane_sig = (False, False)
+        self._fixed_slave: Backend | None = None  # random once: the slave every read goes to
         self._slave_names = tuple(b.name for b in self._slaves)
         self._failed: set[str] = set()
         self._defaults: dict[str, Any] = {"autocommit": autocommit, **connect_kwargs}
@@ -314,12 +326,22 @@ class Connection:
         plan = self._plans.get(key)
         if plan is None:
             c = classify(query, self._classifier)
-            plan = (c, decide(c, self._policy, key[1], key[2], key[3]), effects(query))
+            d = decide(c, self._policy, key[1], key[2], key[3])
+            eff = effects(query)
+            lane = (
+                d.target is Target.SLAVE
+                and d.consistency == "eventual"
+                and eff is NOTHING
+                and c.read
+                and not c.trx
+                and c.statements == 1
+            )
+            plan = (c, d, eff, lane)
             if len(query) <= CACHE_MAX_LEN:
                 if len(self._plans) >= _PLANS_MAX:
                     self._plans.clear()  # literals in the text: cheaper than an LRU
                 self._plans[key] = plan
-        c, d, eff = plan
+        c, d, eff, lane = plan
         self._c = c
         self._check = None
         target = d.target
@@ -388,7 +410,43 @@ class Connection:
         self._last_used = backend
         if route_logger.isEnabledFor(logging.DEBUG):
             route_logger.debug("%s -> %s: %s", _cut(query), backend.name, reason)
+        if lane and self._lane_open and backend.role == "slave":
+            if len(self._lane) >= _PLANS_MAX:
+                self._lane.clear()
+            self._lane[query] = (c, stat)
         return backend
+
+    def _lane_update(self) -> None:
+        """After a statement outside the fast lane: open the lane if nothing but the text
+        decides where a read goes (no transaction, filter, lag limit, failed server, pending
+        session state or routing log), and empty it if what its reads were decided under
+        changed."""
+        sig = (self._wrote, self._last_used is not None)
+        quiet = (
+            self._lane_able
+            and not self._closed
+            and self._policy.age is None
+            and not self._failed
+            and self._trx_context() == NO_TRANSACTION
+            and (self._state is None or self._state.quiet())
+            and not route_logger.isEnabledFor(logging.DEBUG)
+        )
+        if not quiet or sig != self._lane_sig:
+            self._lane.clear()
+        self._lane_sig = sig
+        self._lane_open = quiet
+        picker = self._picker
+        chosen = picker.chosen if isinstance(picker, RandomPicker) else None
+        self._fixed_slave = (
+            self._by_name[chosen] if chosen is not None and chosen in self._slave_names else None
+        )
+
+    def _lane_close(self) -> None:
+        """Something changed that _lane_update did not see: no fast lane until the next
+        statement outside it."""
+        self._lane.clear()
+        self._lane_open = False
+        self._fixed_slave = None
 
     def _filter_context(self, query: str, target: Target) -> None:
         """user, user_multi, node_groups: hand them the statement; narrow the candidates."""
@@ -439,7 +497,15 @@ class Connection:
 
     def _after(self, backend: Backend, cur: pymysql.cursors.Cursor | None = None) -> None:
         """Learn from the reply: is a transaction open there, did a write report its GTID,
-        what session state does the backend hold now."""
+        what session state does the backend hold now; then open or close the fast lane."""
+        try:
+            self._learn(backend, cur)
+        except BaseException:
+            self._lane_close()
+            raise
+        self._lane_update()
+
+    def _learn(self, backend: Backend, cur: pymysql.cursors.Cursor | None) -> None:
         c = self._c
         assert c is not None
         status = backend.status
@@ -1002,6 +1068,7 @@ class Connection:
         self._report_failure(backend, f"connection lost: {exc.args[-1] if exc.args else exc!r}")
 
     def _discard(self, backend: Backend) -> None:
+        self._lane_close()
         backend.close(broken=True)
         # Idle pooled connections to a server that dropped this one are most likely broken too.
         discard_idle(*backend.address)
@@ -1139,6 +1206,7 @@ class Connection:
         ``gtid`` (session only): reads must see this GTID, e.g. one a previous request's
         connection returned from last_gtid(). Refused inside a transaction.
         """
+        self._lane_close()
         if self._trx_context() != NO_TRANSACTION:
             raise TransactionError("set_qos() inside a transaction: commit or roll back first")
         if level not in ("strong", "session", "eventual"):
@@ -1171,6 +1239,7 @@ class Connection:
         Switching from "off" starts tracking from nothing: state that statements left before
         is unknown to msplugin. Between "warn" and "sync" what is tracked is kept.
         """
+        self._lane_close()
         if mode not in MODES:
             raise err.ProgrammingError(
                 f"set_session_state(): mode must be 'off', 'warn' or 'sync', got {mode!r}"
@@ -1206,6 +1275,7 @@ class Connection:
         if self._closed:
             raise err.Error("Already closed")
         self._closed = True
+        self._lane_close()
         for b in self._by_name.values():
             b.close()
         logger.info("facade connection for group %r closed", self.group.name)
@@ -1229,6 +1299,7 @@ class Connection:
 
     def autocommit(self, value: bool) -> None:
         """Set autocommit on every open backend and on those opened later."""
+        self._lane_close()
         self._check_open()
         value = bool(value)
         for b in self._open_backends():
@@ -1245,6 +1316,7 @@ class Connection:
 
     def select_db(self, db: str) -> None:
         """Make *db* the current database on every open backend and on those opened later."""
+        self._lane_close()
         self._check_open()
         for b in self._open_backends():
             assert b.conn is not None
@@ -1255,6 +1327,7 @@ class Connection:
 
     def set_character_set(self, charset: str, collation: str | None = None) -> None:
         """Set the connection character set on every open backend and on those opened later."""
+        self._lane_close()
         self._check_open()
         for b in self._open_backends():
             assert b.conn is not None
@@ -1271,6 +1344,7 @@ class Connection:
         *level*: READ UNCOMMITTED, READ COMMITTED, REPEATABLE READ or SERIALIZABLE. Sent as
         SQL it would reach the master only (a SET is not a read).
         """
+        self._lane_close()
         self._check_open()
         name = " ".join(level.upper().replace("-", " ").split())
         if name not in _ISOLATION_LEVELS:
@@ -1449,7 +1523,41 @@ class Cursor:
 
     def execute(self, query: str, args: Any = None) -> int:
         """Route *query* and execute it there (PEP 249 .execute()); return the affected rows."""
-        backend = self.connection._route(query)
+        conn = self.connection
+        lane = conn._lane.get(query)
+        if lane is not None:
+            if not _down:
+                # The fast lane: a read whose route only needs a slave picked (see
+                # Connection._lane_update); what _route and _after would do, inlined.
+                backend = conn._fixed_slave or conn._by_name[conn._picker.pick(conn._slave_names)]
+                bconn = backend.conn
+                if bconn is not None:
+                    cur = self._cursors.get(backend.name)
+                    if cur is None or cur.connection is not bconn:
+                        cur = self._cursor_for(backend)
+                    self._current = cur
+                    conn._c, stat = lane
+                    conn._last_used = backend
+                    counts = conn._stats.counts
+                    counts[stat] += 1
+                    counts["use_slave"] += 1
+                    try:
+                        result = cur.execute(query, args)
+                    except err.MySQLError as exc:
+                        return self._run_again(exc, query, args)
+                    if bconn.server_status & _LANE_STATUS != _AUTOCOMMIT:  # type: ignore[attr-defined]
+                        conn._eff = NOTHING  # a transaction opened, or session state changed
+                        conn._after(backend, cur)
+                    elif conn._state is not None:
+                        conn._state.found_rows_home = backend.name
+                    return result
+            else:
+                conn._lane_close()  # reads avoid a server that is down: the pick may differ
+        try:
+            backend = conn._route(query)
+        except BaseException:
+            conn._lane_close()  # it may have left the connection half-way (a new pick, ...)
+            raise
         try:
             return self._run(backend, query, args)
         except err.MySQLError as exc:
@@ -1484,6 +1592,7 @@ class Cursor:
         raise. The failed backend is the last used one (a session check may have moved the
         read to the master)."""
         conn = self.connection
+        conn._lane_close()
         attempt = 0
         while True:
             failed = conn._last_used

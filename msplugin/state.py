@@ -363,6 +363,14 @@ class Tracker:
             return False
         return not self.temp_home or self.temp_home.keys().isdisjoint(words(sql))
 
+    def quiet(self) -> bool:
+        """True if ``idle`` holds for every backend and every statement: the fast lane of
+        msplugin.connection may skip it until the next statement that changes state."""
+        if self.lock_holder or self.overflow or self.temp_home:
+            return False
+        version = self.settings_version
+        return all(st.settings_version == version for st in self.states.values())
+
     def _needs(self, sql: str, eff: Effects, chosen: str) -> list[tuple[str, str, str]]:
         """(state item, backend holding it, what it is there) for each dependency that
         *chosen* lacks."""
