@@ -11,6 +11,7 @@ imports and connecting. Skipped, with a note, when valgrind is not installed.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -47,6 +48,7 @@ def _count(mode: str, n: int, config: str, group: str) -> int:
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
              __file__, "child", mode, str(n), config, group],
             check=True, capture_output=True,
+            env={**os.environ, "PYTHONHASHSEED": "0"},  # same dict layouts in every run
         )  # fmt: skip
         summary = re.search(rb"^summary:\s+(\d+)", out.read_bytes(), re.MULTILINE)
         assert summary is not None, "callgrind wrote no summary"

@@ -77,6 +77,11 @@ __all__ = ["Connection", "Cursor", "connect"]
 
 logger = logging.getLogger("msplugin.connection")
 route_logger = logging.getLogger("msplugin.routing")
+# What isEnabledFor() answered per level, which logging empties when any level changes
+# (Logger.setLevel, logging.disable): the fast lane logs nothing, so it runs only while this
+# says DEBUG is off, and an empty cache sends reads through _route, which asks again.
+_route_levels: dict[int, bool] = getattr(route_logger, "_cache", {})
+_DEBUG: Final = logging.DEBUG
 state_logger = logging.getLogger("msplugin.state")
 
 # connect() keywords passed on to every PyMySQL connection (per-server keys override them).
@@ -252,7 +257,7 @@ class Connection:
         self._lane: dict[str, tuple[Classification, str]] = {}
         self._lane_able = not self._custom and not self._timed
         self._lane_open = False
-        self._lane_sig = (False, False)
+        self._lane_sig = False
         self._fixed_slave: Backend | None = None  # random once: the slave every read goes to
         self._slave_names = tuple(b.name for b in self._slaves)
         self._failed: set[str] = set()
@@ -294,6 +299,7 @@ class Connection:
             self._state = Tracker(group.session_state, tuple(self._by_name))
         if age is not None:
             self._watch_replicas()
+        self._lane_update()
         logger.info("facade connection for group %r (%s)", group.name, self._topology())
 
     def _topology(self) -> str:
@@ -312,11 +318,12 @@ class Connection:
 
     # ---------------------------------------------------------------- routing (per statement)
 
-    def _route(self, query: str) -> Backend:
+    def _route(self, query: str, picked: Backend | None = None) -> Backend:
         """Choose and, if needed, connect the backend for *query*; nothing is sent here.
 
         Leaves the classification in ``_c`` and, for a session-consistent read on a replica
         not known to have this connection's writes, the check statement in ``_check``.
+        *picked*: the slave the fast lane picked for a plain read but found unconnected.
         """
         if self._closed:
             raise err.InterfaceError(0, "connection is closed")
@@ -353,7 +360,7 @@ class Connection:
             if self._policy.age is not None or self._failed or health.down or self._allowed:
                 backend, reason = self._read_backend(d, c)
             elif d.consistency == "eventual":
-                backend = self._slave(self._slave_names)  # the common read: nothing to filter
+                backend = self._slave(self._slave_names, picked)  # the common read
             elif c.read:  # session, nothing to filter
                 backend, reason = self._session_backend(d, self._slave_names)
             else:
@@ -418,10 +425,11 @@ class Connection:
 
     def _lane_update(self) -> None:
         """After a statement outside the fast lane: open the lane if nothing but the text
-        decides where a read goes (no transaction, filter, lag limit, failed server, pending
-        session state or routing log), and empty it if what its reads were decided under
-        changed."""
-        sig = (self._wrote, self._last_used is not None)
+        decides where a read goes (no transaction, filter, lag limit, failed server or pending
+        session state), and empty it if what its reads were decided under changed."""
+        # The one part of decide()'s key that changes the route of a plain read outside a
+        # transaction: master_on_write after a write sends it to the master.
+        sig = self._wrote and self._policy.master_on_write
         quiet = (
             self._lane_able
             and not self._closed
@@ -429,7 +437,6 @@ class Connection:
             and not self._failed
             and self._trx_context() == NO_TRANSACTION
             and (self._state is None or self._state.quiet())
-            and not route_logger.isEnabledFor(logging.DEBUG)
         )
         if not quiet or sig != self._lane_sig:
             self._lane.clear()
@@ -883,8 +890,8 @@ class Connection:
             + "; ".join(errors)
         )
 
-    def _slave(self, candidates: tuple[str, ...]) -> Backend:
-        backend = self._by_name[self._picker.pick(candidates)]
+    def _slave(self, candidates: tuple[str, ...], picked: Backend | None = None) -> Backend:
+        backend = picked or self._by_name[self._picker.pick(candidates)]
         if backend.conn is not None:
             return backend
         if backend.role == "master":  # the user filter may send a read to a master
@@ -1524,14 +1531,19 @@ class Cursor:
     def execute(self, query: str, args: Any = None) -> int:
         """Route *query* and execute it there (PEP 249 .execute()); return the affected rows."""
         conn = self.connection
+        picked = None
         lane = conn._lane.get(query)
         if lane is not None:
-            if not _down:
+            if _down:
+                conn._lane_close()  # reads avoid a server that is down: the pick may differ
+            elif not _route_levels.get(_DEBUG, True):  # the routing log is off
                 # The fast lane: a read whose route only needs a slave picked (see
                 # Connection._lane_update); what _route and _after would do, inlined.
                 backend = conn._fixed_slave or conn._by_name[conn._picker.pick(conn._slave_names)]
                 bconn = backend.conn
-                if bconn is not None:
+                if bconn is None:
+                    picked = backend  # not connected yet, or lost: _route connects it
+                else:
                     cur = self._cursors.get(backend.name)
                     if cur is None or cur.connection is not bconn:
                         cur = self._cursor_for(backend)
@@ -1551,10 +1563,8 @@ class Cursor:
                     elif conn._state is not None:
                         conn._state.found_rows_home = backend.name
                     return result
-            else:
-                conn._lane_close()  # reads avoid a server that is down: the pick may differ
         try:
-            backend = conn._route(query)
+            backend = conn._route(query, picked)
         except BaseException:
             conn._lane_close()  # it may have left the connection half-way (a new pick, ...)
             raise

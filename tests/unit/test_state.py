@@ -199,3 +199,22 @@ def test_temporary_tables_are_matched_by_name() -> None:
     assert plan(t, "SELECT 'tmp' FROM other", "slave_0").move_to == ""
     record(t, "DROP TABLE tmp", "master_0")
     assert plan(t, "SELECT * FROM tmp", "slave_0").move_to == ""
+
+
+def test_quiet_holds_while_idle_holds_for_every_backend_and_statement() -> None:
+    t = Tracker("sync", NAMES)
+    assert t.quiet()
+    record(t, "SET @a = 1", "master_0")  # a variable: only statements naming it depend on it
+    assert t.quiet()
+    record(t, "SET time_zone = '+01:00'", "master_0")
+    assert not t.quiet() and not t.idle("slave_0", "SELECT 1")
+    for name in NAMES:
+        if name != "master_0":
+            t.replayed(name)
+    assert t.quiet()
+    record(t, "CREATE TEMPORARY TABLE tmp (a INT)", "master_0")
+    assert not t.quiet() and not t.idle("slave_0", "SELECT * FROM tmp")
+    record(t, "DROP TEMPORARY TABLE tmp", "master_0")
+    assert t.quiet()
+    record(t, "SELECT GET_LOCK('x', 1)", "master_0", read=True)
+    assert not t.quiet()
