@@ -2,11 +2,12 @@
 
 Wall-clock ratios on a shared 2-core machine move by several percent from run to run;
 instruction counts do not (callgrind counts the same total for the same program and input).
-A child process runs the primary-key SELECT loop of throughput.py N times through one
-connection; running it for two values of N and taking the difference cancels start-up,
-imports and connecting. Skipped, with a note, when valgrind is not installed.
+A child process runs the ``SELECT 1`` or primary-key SELECT loop of throughput.py N times
+through one connection, with a fixed hash seed; running it for two values of N and taking the
+difference cancels start-up, imports and connecting. Skipped, with a note, when valgrind is not
+installed.
 
-    python bench/instructions.py child raw|facade N CONFIG GROUP     (the measured child)
+    python bench/instructions.py child raw|facade one|pk N CONFIG GROUP   (the measured child)
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 SMALL, LARGE = 300, 1800
 
 
-def _child(mode: str, n: int, config: str, group: str) -> None:
+def _child(mode: str, kind: str, n: int, config: str, group: str) -> None:
     from throughput import PK_SELECT, ROWS, raw_connect
 
     import msplugin
@@ -36,17 +37,22 @@ def _child(mode: str, n: int, config: str, group: str) -> None:
         used = facade.last_used
         assert used is not None
         cur = raw_connect(next(s for s in facade.group.slaves if s.name == used.name)).cursor()
-    for i in range(200 + n):  # 200 to warm caches, then n
-        cur.execute(PK_SELECT, (i % ROWS,))
-        cur.fetchall()
+    if kind == "one":
+        for _ in range(200 + n):  # 200 to warm caches, then n
+            cur.execute("SELECT 1")
+            cur.fetchall()
+    else:
+        for i in range(200 + n):
+            cur.execute(PK_SELECT, (i % ROWS,))
+            cur.fetchall()
 
 
-def _count(mode: str, n: int, config: str, group: str) -> int:
+def _count(mode: str, kind: str, n: int, config: str, group: str) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
         subprocess.run(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
-             __file__, "child", mode, str(n), config, group],
+             __file__, "child", mode, kind, str(n), config, group],
             check=True, capture_output=True,
             env={**os.environ, "PYTHONHASHSEED": "0"},  # same dict layouts in every run
         )  # fmt: skip
@@ -58,18 +64,22 @@ def _count(mode: str, n: int, config: str, group: str) -> int:
 def instructions(config: str, group: str) -> dict[str, Any]:
     if shutil.which("valgrind") is None:
         return {"skipped": "valgrind is not installed (Debian: apt-get install valgrind)"}
-    per: dict[str, float] = {}
-    for mode in ("raw", "facade"):
-        per[mode] = (_count(mode, LARGE, config, group) - _count(mode, SMALL, config, group)) / (
-            LARGE - SMALL
-        )
-    return {
-        "raw_pymysql_per_stmt": per["raw"],
-        "msplugin_per_stmt": per["facade"],
-        "ratio": per["facade"] / per["raw"],
-        "statements": LARGE - SMALL,
-    }
+    out: dict[str, Any] = {"statements": LARGE - SMALL}
+    for kind, key in (("one", "select_1"), ("pk", "select_pk")):
+        per = {
+            mode: (
+                _count(mode, kind, LARGE, config, group) - _count(mode, kind, SMALL, config, group)
+            )
+            / (LARGE - SMALL)
+            for mode in ("raw", "facade")
+        }
+        out[key] = {
+            "raw_pymysql_per_stmt": per["raw"],
+            "msplugin_per_stmt": per["facade"],
+            "ratio": per["facade"] / per["raw"],
+        }
+    return out
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["child"]:
-    _child(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5])
+    _child(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5], sys.argv[6])

@@ -1,6 +1,6 @@
 """msplugin's benchmark suite: one run against a sandbox topology, a table, bench/results.json.
 
-    python bench/suite.py [--config FILE --group G] [--rounds 21] [--statements 2000] [--quick]
+    python bench/suite.py [--config FILE --group G] [--rounds 45] [--statements 1000] [--quick]
 
 Without --config it starts its own 1 primary + 2 replica sandbox and removes it afterwards.
 Every msplugin figure is measured in the same run as its raw PyMySQL baseline. Sections:
@@ -60,36 +60,45 @@ def _row(name: str, value: str, target: str = "", baseline: str = "") -> None:
 def report(r: dict[str, Any]) -> None:
     print()
     print("msplugin benchmark suite (every msplugin figure with its baseline from the same run)")
+    print(f"throughput loops: {r['throughput']['cpus']}")
     for key, label in (("select_1", "SELECT 1"), ("select_pk", "primary-key SELECT (1 row)")):
         t = r["throughput"][key]
         print(
             f"{label} on {t['server']}: {t['rounds']} interleaved rounds x {t['statements_per_round']}"
         )
+        q1, q2, q3 = t["ratio_quartiles"]
         _row(
-            "throughput, msplugin / PyMySQL",
-            f"{t['ratio_total']:.3f} (rounds {t['ratio_median_of_rounds']:.3f})",
+            "throughput msplugin / PyMySQL, round median",
+            f"{q2:.3f} ({q1:.2f}-{q3:.2f})",
             "target >= 0.97",
             f"{t['msplugin_tps_median']:.0f} vs {t['raw_pymysql_tps_median']:.0f} stmt/s",
+        )
+        _row("  the same, summed times", f"{t['ratio_total']:.3f}")
+        c1, c2, c3 = t["control_quartiles"]
+        _row(
+            "control PyMySQL / PyMySQL, round median",
+            f"{c2:.3f} ({c1:.2f}-{c3:.2f})",
+            "",
+            f"summed {t['control_ratio_total']:.3f}",
         )
         _row(
             "client CPU per statement",
             f"{t['msplugin_client_cpu_us_per_stmt']:.1f} us",
             "",
-            f"PyMySQL {t['raw_client_cpu_us_per_stmt']:.1f} us",
+            f"PyMySQL {t['raw_client_cpu_us_per_stmt']:.1f}, {t['control_client_cpu_us_per_stmt']:.1f} us",
         )
     i = r["instructions"]
     if "skipped" in i:
         print(f"client instructions per statement: skipped: {i['skipped']}")
     else:
-        print(
-            f"client instructions per primary-key SELECT (valgrind, {i['statements']} statements)"
-        )
-        _row(
-            "msplugin / PyMySQL",
-            f"{i['ratio']:.3f}",
-            "",
-            f"{i['msplugin_per_stmt']:.0f} vs {i['raw_pymysql_per_stmt']:.0f}",
-        )
+        print(f"client instructions per statement (valgrind, {i['statements']} statements)")
+        for key, label in (("select_1", "SELECT 1"), ("select_pk", "primary-key SELECT")):
+            _row(
+                f"{label}, msplugin / PyMySQL",
+                f"{i[key]['ratio']:.3f}",
+                "",
+                f"{i[key]['msplugin_per_stmt']:.0f} vs {i[key]['raw_pymysql_per_stmt']:.0f}",
+            )
     print("classifier, per statement")
     for label, c in r["classifier"].items():
         _row(f"{label} ({c['chars']} chars), cached", f"{c['cached_us']:.3f} us", "target <= 1 us")
@@ -130,8 +139,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config")
     ap.add_argument("--group", default=GROUP)
-    ap.add_argument("--rounds", type=int, default=21)
-    ap.add_argument("--statements", type=int, default=2000)
+    ap.add_argument("--rounds", type=int, default=45)
+    ap.add_argument("--statements", type=int, default=1000)
     args = ap.parse_args()
     sandbox = None
     tmp = tempfile.TemporaryDirectory(prefix="msplugin-bench-")
@@ -141,7 +150,13 @@ def main() -> int:
         config = str(sandbox.config_path)
     try:
         results = {
-            "throughput": throughput(config, args.group, args.rounds, args.statements),
+            "throughput": throughput(
+                config,
+                args.group,
+                args.rounds,
+                args.statements,
+                [n.pid for n in sandbox.nodes if n.pid] if sandbox is not None else [],
+            ),
             "instructions": instructions(config, args.group),
             "classifier": classifier_cost(),
             "consistency": consistency_cost(config, args.group, n=1000),

@@ -79,9 +79,10 @@ logger = logging.getLogger("msplugin.connection")
 route_logger = logging.getLogger("msplugin.routing")
 # What isEnabledFor() answered per level, which logging empties when any level changes
 # (Logger.setLevel, logging.disable): the fast lane logs nothing, so it runs only while this
-# says DEBUG is off, and an empty cache sends reads through _route, which asks again.
+# says DEBUG is off, and an empty cache sends reads through _route, which asks again. Only
+# debug() is called on this logger, so DEBUG is its one entry.
 _route_levels: dict[int, bool] = getattr(route_logger, "_cache", {})
-_DEBUG: Final = logging.DEBUG
+_ROUTE_LOG_OFF: Final = {logging.DEBUG: False}  # a dict comparison costs less than a call
 state_logger = logging.getLogger("msplugin.state")
 
 # connect() keywords passed on to every PyMySQL connection (per-server keys override them).
@@ -1536,7 +1537,7 @@ class Cursor:
         if lane is not None:
             if _down:
                 conn._lane_close()  # reads avoid a server that is down: the pick may differ
-            elif not _route_levels.get(_DEBUG, True):  # the routing log is off
+            elif _route_levels == _ROUTE_LOG_OFF:  # the routing log is off (and was asked)
                 # The fast lane: a read whose route only needs a slave picked (see
                 # Connection._lane_update); what _route and _after would do, inlined.
                 backend = conn._fixed_slave or conn._by_name[conn._picker.pick(conn._slave_names)]
@@ -1548,16 +1549,17 @@ class Cursor:
                     if cur is None or cur.connection is not bconn:
                         cur = self._cursor_for(backend)
                     self._current = cur
-                    conn._c, stat = lane
                     conn._last_used = backend
                     counts = conn._stats.counts
-                    counts[stat] += 1
+                    counts[lane[1]] += 1
                     counts["use_slave"] += 1
                     try:
                         result = cur.execute(query, args)
                     except err.MySQLError as exc:
+                        conn._c = lane[0]  # _c: read by _recover and _after only
                         return self._run_again(exc, query, args)
                     if bconn.server_status & _LANE_STATUS != _AUTOCOMMIT:  # type: ignore[attr-defined]
+                        conn._c = lane[0]
                         conn._eff = NOTHING  # a transaction opened, or session state changed
                         conn._after(backend, cur)
                     elif conn._state is not None:
