@@ -13,9 +13,9 @@ import os
 import re
 import time
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import pymysql
 import pymysql.cursors
@@ -123,6 +123,7 @@ _NOT_HERE: Final = {
 }
 
 CursorClass = type[pymysql.cursors.Cursor]
+_T = TypeVar("_T")
 
 _ISOLATION_LEVELS: Final = ("READ UNCOMMITTED", "READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE")
 _PLANS_MAX: Final = 1024
@@ -1667,26 +1668,29 @@ class Cursor:
             backend = conn._master()
             conn._last_used = backend
             conn._stats.counts["use_master_session"] += 1
-        cur = self._cursor_for(backend)
-        self._current = cur
-        try:
-            result = cur.executemany(query, args)
-        except err.MySQLError as exc:
-            conn._raise_if_lost(backend, exc, "executemany() is never retried")
-            raise
-        conn._after(backend, cur)
-        return result
+        return self._run_once(
+            backend, lambda cur: cur.executemany(query, args), "executemany() is never retried"
+        )
 
     def callproc(self, procname: str, args: Sequence[Any] = ()) -> Any:
         """Call a stored procedure on the master (PEP 249 .callproc())."""
+        backend = self.connection._route("CALL")
+        return self._run_once(
+            backend, lambda cur: cur.callproc(procname, args), "a procedure call is never retried"
+        )
+
+    def _run_once(
+        self, backend: Backend, run: Callable[[pymysql.cursors.Cursor], _T], refusal: str
+    ) -> _T:
+        """Run a call that is never retried (it may have run in part): a lost connection
+        raises with *refusal*."""
         conn = self.connection
-        backend = conn._route("CALL")
         cur = self._cursor_for(backend)
         self._current = cur
         try:
-            result = cur.callproc(procname, args)
+            result = run(cur)
         except err.MySQLError as exc:
-            conn._raise_if_lost(backend, exc, "a procedure call is never retried")
+            conn._raise_if_lost(backend, exc, refusal)
             raise
         conn._after(backend, cur)
         return result
