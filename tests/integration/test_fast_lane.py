@@ -130,13 +130,25 @@ def test_the_lane_routes_every_sequence_as_the_full_path(
             expected = run(full, steps)
             expected_stats = full.stats()
         with msplugin.connect("sandbox", config=config) as fast:
+            # A statement that ran without a call to _route took the lane.
+            routed: list[str] = []
+            route = fast._route
+
+            def counting_route(query: str, picked: Any = None) -> Any:
+                routed.append(query)
+                return route(query, picked)
+
+            fast._route = counting_route  # type: ignore[method-assign]
             cur = fast.cursor()
-            original = cur.execute
+            execute = cur.execute
 
             def counting(query: str, args: Any = None) -> int:
-                if query in fast._lane:
-                    laned.append(1)
-                return original(query, args)
+                before = len(routed)
+                try:
+                    return execute(query, args)
+                finally:
+                    if len(routed) == before:
+                        laned.append(1)
 
             cur.execute = counting  # type: ignore[method-assign]
             fast.cursor = lambda cursorclass=None: cur  # type: ignore[method-assign]
