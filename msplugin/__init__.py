@@ -32,7 +32,8 @@ from pymysql import (
 from msplugin.backends import ServerInfo
 from msplugin.classify import Route, query_is_select
 from msplugin.config import Config, GroupConfig, ServerConfig, load_config
-from msplugin.connection import Connection, Cursor, connect
+from msplugin.connection import Connection, connect
+from msplugin.cursor import Cursor
 from msplugin.errors import (
     ConfigError,
     DatabaseError,

@@ -11,6 +11,7 @@ from typing import Any
 import pymysql
 from pymysql.constants import CLIENT, SERVER_STATUS
 
+from msplugin import driver
 from msplugin.config import PoolingConfig, ServerConfig
 from msplugin.pool import Pool, get_pool
 
@@ -20,7 +21,7 @@ logger = logging.getLogger("msplugin.backends")
 
 _IN_TRANS = SERVER_STATUS.SERVER_STATUS_IN_TRANS
 
-Address = tuple[str, int, str]  # host, port, socket
+Address = driver.Address
 # Backend connections held by facade connections of this process, per server (pooled or not):
 # what the least_connections filter compares.
 _in_use: dict[Address, int] = {}
@@ -90,8 +91,8 @@ class Backend:
         s = self.server
         params: dict[str, Any] = dict(defaults)
         params["host"] = s.host
-        if s.port is not None:
-            params["port"] = s.port
+        # Always given, so that nothing (an option file's [client] port) can point it elsewhere.
+        params["port"] = s.port or 3306
         if s.socket is not None:
             params["unix_socket"] = s.socket
         for key, value in (("user", s.user), ("password", s.password), ("database", s.db)):
@@ -122,7 +123,7 @@ class Backend:
             conn = pool.checkout(before_wait)
             self.pool = pool
         else:
-            conn = pymysql.connect(**params)
+            conn = driver.connect(**params)
             self.pool = None
         self.conn = conn
         with _in_use_lock:
@@ -132,6 +133,12 @@ class Backend:
         self.multi_statements = bool(flags & CLIENT.MULTI_STATEMENTS)
         logger.debug("connected to %s%s", self.info, " (pooled)" if self.pool else "")
         return conn
+
+    @property
+    def opened_at(self) -> float:
+        """When the server connection was opened (monotonic; 0 when not connected)."""
+        conn = self.conn
+        return getattr(conn, "opened_at", 0.0) if conn is not None else 0.0
 
     @property
     def status(self) -> int:

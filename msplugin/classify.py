@@ -14,7 +14,7 @@ import re
 from functools import lru_cache
 from typing import Final, Literal, NamedTuple
 
-__all__ = ["CLASSIFIERS", "Classification", "Route", "classify", "query_is_select"]
+__all__ = ["CLASSIFIERS", "Classification", "Route", "classify", "first_keyword", "query_is_select"]
 
 ClassifierName = Literal["default", "mysqlnd_ms"]
 CLASSIFIERS: Final = ("default", "mysqlnd_ms")
@@ -178,6 +178,18 @@ def _classify(sql: str, classifier: str) -> Classification:
     if (m := _TRX.match(sql, pos)) is not None:
         c = c._replace(trx=_trx_kind(m))
     return c
+
+
+_WORD: Final = re.compile(r"[\s(]*+([A-Za-z_]\w*+)")
+
+
+def first_keyword(sql: str) -> str:
+    """The first keyword of *sql* after leading comments, upper case ("" if none).
+
+    Not cached: for failure paths, which need it once.
+    """
+    m = _WORD.match(sql, _skip_leading(sql)[0])
+    return m.group(1).upper() if m is not None else ""
 
 
 def _trx_kind(m: re.Match[str]) -> str:

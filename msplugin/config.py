@@ -124,8 +124,10 @@ class GtidInjectionConfig:
 
 @dataclass(frozen=True, slots=True)
 class QuarantineConfig:
-    interval: float = 2.0
+    interval: float = 2.0  # seconds between probes of a quarantined server
     failure_threshold: int = 1
+    check_interval: float = 1.0  # seconds between health checks of a server in use; 0: none
+    check_timeout: float = 1.0  # a health check unanswered this long finds the server hung
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +165,9 @@ class GroupConfig:
     quarantine: QuarantineConfig = QuarantineConfig()
     pooling: PoolingConfig = PoolingConfig()
     replica_status_interval: float = 1.0
+    # Seconds a replica may go without both replication threads running before reads avoid
+    # it; None: reads never avoid it for that.
+    replica_stopped_limit: float | None = 5.0
 
     @property
     def servers(self) -> tuple[ServerConfig, ...]:
@@ -751,6 +756,7 @@ GROUP_KEYS: Final = frozenset(
         "quarantine",
         "pooling",
         "replica_status_interval",
+        "replica_stopped_limit",
     }
 )
 
@@ -840,7 +846,11 @@ def _parse_quarantine(chk: _Checker, path: str, value: object) -> QuarantineConf
     obj = chk.mapping(path, value)
     if obj is None:
         return None
-    chk.unknown_keys(path, obj, frozenset({"interval", "failure_threshold"}))
+    chk.unknown_keys(
+        path,
+        obj,
+        frozenset({"interval", "failure_threshold", "check_interval", "check_timeout"}),
+    )
     d = QuarantineConfig()
     return QuarantineConfig(
         interval=chk.field(
@@ -852,6 +862,20 @@ def _parse_quarantine(chk: _Checker, path: str, value: object) -> QuarantineConf
             "failure_threshold",
             lambda p, v: chk.integer(p, v, 1, 1000),
             d.failure_threshold,
+        ),
+        check_interval=chk.field(
+            obj,
+            path,
+            "check_interval",
+            lambda p, v: chk.number(p, v, positive=False),
+            d.check_interval,
+        ),
+        check_timeout=chk.field(
+            obj,
+            path,
+            "check_timeout",
+            lambda p, v: chk.number(p, v, positive=True),
+            d.check_timeout,
         ),
     )
 
@@ -990,8 +1014,22 @@ def _parse_group(chk: _Checker, name: str, body: object) -> GroupConfig | None:
             lambda p, v: chk.number(p, v, positive=True),
             d.replica_status_interval,
         ),
+        replica_stopped_limit=_stopped_limit(chk, obj, name, d.replica_stopped_limit),
     )
     return group if len(chk.problems) == before else None
+
+
+def _stopped_limit(
+    chk: _Checker, obj: Mapping[str, object], path: str, default: float | None
+) -> float | None:
+    """``replica_stopped_limit``: seconds >= 0, or false to never avoid a replica for it."""
+    if "replica_stopped_limit" not in obj:
+        return default
+    value = obj["replica_stopped_limit"]
+    if value is False or (isinstance(value, str) and value.strip().lower() in ("off", "false")):
+        return None
+    limit = chk.number(f"{path}.replica_stopped_limit", value, positive=False)
+    return default if limit is None else limit
 
 
 def _missing_hint(required: str, obj: Mapping[str, object]) -> str:

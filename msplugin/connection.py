@@ -13,18 +13,20 @@ import os
 import re
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 import pymysql
 import pymysql.cursors
 from pymysql import err
+from pymysql.charset import charset_by_name
 from pymysql.constants import CLIENT, SERVER_STATUS
+from pymysql.converters import escape_item, escape_string
 
-from msplugin import health
+from msplugin import driver, health
 from msplugin.backends import Backend, ServerInfo
-from msplugin.classify import CACHE_MAX_LEN, Classification, classify
+from msplugin.classify import CACHE_MAX_LEN, Classification, classify, first_keyword
 from msplugin.config import Config, GroupConfig, load_config
 from msplugin.consistency import (
     SESSION_STATE_CHANGED,
@@ -40,6 +42,7 @@ from msplugin.consistency import (
     system_variable,
     wait_sql,
 )
+from msplugin.cursor import Cursor, CursorClass, in_use_error
 from msplugin.errors import (
     NoBackendAvailable,
     PoolTimeout,
@@ -54,12 +57,13 @@ from msplugin.filters import (
     load_callback,
     make_narrower,
     make_picker,
-    record_latency,
 )
 from msplugin.health import down as _down
-from msplugin.monitor import monitor
+from msplugin.monitor import monitor, monitor_params
+from msplugin.monitor import not_replicating as _not_replicating
+from msplugin.options import sort_options
 from msplugin.pool import discard_idle
-from msplugin.retry import after_disconnect, after_server_error
+from msplugin.retry import after_disconnect, after_server_error, lost_commit, lost_transaction
 from msplugin.routing import (
     AUTOCOMMIT_OFF,
     NO_TRANSACTION,
@@ -77,60 +81,18 @@ __all__ = ["Connection", "Cursor", "connect"]
 
 logger = logging.getLogger("msplugin.connection")
 route_logger = logging.getLogger("msplugin.routing")
-# What isEnabledFor() answered per level, which logging empties when any level changes
-# (Logger.setLevel, logging.disable): the fast lane logs nothing, so it runs only while this
-# says DEBUG is off, and an empty cache sends reads through _route, which asks again. Only
-# debug() is called on this logger, so DEBUG is its one entry.
-_route_levels: dict[int, bool] = getattr(route_logger, "_cache", {})
-_ROUTE_LOG_OFF: Final = {logging.DEBUG: False}  # a dict comparison costs less than a call
 state_logger = logging.getLogger("msplugin.state")
-
-# connect() keywords passed on to every PyMySQL connection (per-server keys override them).
-PASSTHROUGH_KWARGS: Final = frozenset(
-    {
-        "charset",
-        "collation",
-        "connect_timeout",
-        "read_timeout",
-        "write_timeout",
-        "init_command",
-        "sql_mode",
-        "ssl",
-        "ssl_ca",
-        "ssl_cert",
-        "ssl_key",
-        "ssl_disabled",
-        "ssl_verify_cert",
-        "ssl_verify_identity",
-        "local_infile",
-        "client_flag",
-        "max_allowed_packet",
-        "bind_address",
-        "program_name",
-        "conv",
-        "use_unicode",
-        "binary_prefix",
-        "auth_plugin_map",
-        "server_public_key",
-    }
-)
-_NOT_HERE: Final = {
-    "host": "servers come from the group's configuration",
-    "port": "servers come from the group's configuration",
-    "unix_socket": "servers come from the group's configuration (key 'socket')",
-    "db": "use database=",
-    "passwd": "use password=",
-}
-
-CursorClass = type[pymysql.cursors.Cursor]
-_T = TypeVar("_T")
 
 _ISOLATION_LEVELS: Final = ("READ UNCOMMITTED", "READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE")
 _PLANS_MAX: Final = 1024
 _IN_TRANS: Final = SERVER_STATUS.SERVER_STATUS_IN_TRANS
 _AUTOCOMMIT: Final = SERVER_STATUS.SERVER_STATUS_AUTOCOMMIT
-# A fast-lane read whose reply has any flag but autocommit of these takes _after's full path.
-_LANE_STATUS: Final = _IN_TRANS | _AUTOCOMMIT | SESSION_STATE_CHANGED
+_NO_BACKSLASH_ESCAPES: Final = SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES
+# Server errors after which the server closes the session: the packet was larger than its
+# max_allowed_packet, the connection was killed, or it timed out idle (MySQL 8.0.24+).
+ER_NET_PACKET_TOO_LARGE: Final = 1153
+_SESSION_ENDED: Final = frozenset({ER_NET_PACKET_TOO_LARGE, 1927, 4031})
+_MIN_PACKET: Final = 1024  # the smallest max_allowed_packet a server accepts
 
 
 def connect(
@@ -148,33 +110,30 @@ def connect(
     """Open a facade connection to the servers of *group*.
 
     The configuration comes from *config* (a path or a loaded Config), else $MSPLUGIN_CONFIG,
-    else ./msplugin.json. *user*, *password*, *database* and *connect_kwargs* (PyMySQL
-    connect() options) are the defaults for every server; per-server keys override them.
-    *pick_server* is the ``user`` filter's callback (a callable or "module:function"), when
-    the configuration does not name one. Nothing is connected yet when ``lazy_connections``
-    is true (the default).
+    else ./msplugin.json. *user*, *password*, *database* and *connect_kwargs* (any other
+    pymysql.connect() keyword but host, port and unix_socket; see msplugin.options) are the
+    defaults for every server; per-server keys override them. *pick_server* is the ``user``
+    filter's callback (a callable or "module:function"), when the configuration does not name
+    one. Nothing is connected yet when ``lazy_connections`` is true (the default) or
+    ``defer_connect=True`` is given.
     """
-    for key in connect_kwargs:
-        if key in _NOT_HERE:
-            raise TypeError(f"connect() does not take {key}=: {_NOT_HERE[key]}")
-        if key not in PASSTHROUGH_KWARGS:
-            raise TypeError(f"connect() got an unexpected keyword argument {key!r}")
+    opts = sort_options({"user": user, "password": password, "database": database}, connect_kwargs)
     cfg = config if isinstance(config, Config) else load_config(config)
     conn = Connection(
         cfg.group(group),
-        user=user,
-        password=password,
-        database=database,
+        user=opts.identity.get("user"),
+        password=opts.identity.get("password"),
+        database=opts.identity.get("database"),
         autocommit=autocommit,
         cursorclass=cursorclass,
-        connect_kwargs=connect_kwargs,
+        connect_kwargs=opts.backend,
         pick_server=(
             load_callback(pick_server, "connect(pick_server=)")
             if isinstance(pick_server, str)
             else pick_server
         ),
     )
-    if not conn.group.lazy_connections:
+    if not conn.group.lazy_connections and not opts.defer_connect:
         conn._connect_all()
     return conn
 
@@ -274,6 +233,10 @@ class Connection:
         self._autocommit = autocommit
         self._isolation: str | None = None  # set_isolation_level(): applied to every backend
         self._cursorclass = cursorclass
+        # Set while a thread is inside a call that talks to a server (Cursor.execute, ...).
+        self._busy = False
+        conv: dict[Any, Any] = connect_kwargs.get("conv") or pymysql.converters.conversions
+        self._encoders: dict[Any, Any] = {k: v for k, v in conv.items() if type(k) is not int}
         self._master_backend: Backend | None = None
         self._last_used: Backend | None = None
         self._wrote = False
@@ -299,8 +262,8 @@ class Connection:
         self._eff: Effects | None = None
         if group.session_state != "off":
             self._state = Tracker(group.session_state, tuple(self._by_name))
-        if age is not None:
-            self._watch_replicas()
+        if age is not None or group.replica_stopped_limit is not None:
+            self._watch_replicas(wait=age is not None)
         self._lane_update()
         logger.info("facade connection for group %r (%s)", group.name, self._topology())
 
@@ -359,8 +322,13 @@ class Connection:
         if self._custom:
             self._filter_context(query, target)
         if target is Target.SLAVE:
-            if self._policy.age is not None or self._failed or health.down or self._allowed:
-                backend, reason = self._read_backend(d, c)
+            if (
+                self._policy.age is not None
+                or self._failed
+                or self._allowed
+                or ((_down or _not_replicating) and self._avoiding())
+            ):
+                backend, reason = self._read_backend(d, c, picked)
             elif d.consistency == "eventual":
                 backend = self._slave(self._slave_names, picked)  # the common read
             elif c.read:  # session, nothing to filter
@@ -449,6 +417,12 @@ class Connection:
         self._fixed_slave = (
             self._by_name[chosen] if chosen is not None and chosen in self._slave_names else None
         )
+
+    def _avoiding(self) -> bool:
+        """True if reads may have to avoid a server of this group: one is quarantined, or
+        not replicating (the fast lane's pick could then differ from the full path's)."""
+        down, stopped = _down, _not_replicating
+        return any(b.address in down or b.address in stopped for b in self._slaves)
 
     def _lane_close(self) -> None:
         """Something changed that _lane_update did not see: no fast lane until the next
@@ -720,30 +694,53 @@ class Connection:
 
     # ---------------------------------------------------------------- choosing a replica
 
-    def _read_backend(self, d: Decision, c: Classification) -> tuple[Backend, str]:
-        """The backend for a read the decision sends to a slave, and the reason to log."""
-        candidates = self._eligible(d)
-        if not candidates:
-            if self._policy.age is not None and d.consistency == "eventual":
-                reason = f"{d.reason}; no replica within age {self._policy.age} s"
-            elif self._allowed is not None and not self._allowed[1]:
-                reason = f"{d.reason}; the filters left no slave"
-            else:
-                reason = f"{d.reason}; every replica is quarantined or failed"
-            if self.group.failover.strategy == "disabled":
-                raise NoBackendAvailable(
-                    f"group {self.group.name!r}: {reason} and failover is disabled; nothing was sent"
-                )
-            self._stats.counts[
-                "use_master_age" if self._policy.age is not None else "use_master_failover"
-            ] += 1
+    def _read_backend(
+        self, d: Decision, c: Classification, picked: Backend | None = None
+    ) -> tuple[Backend, str]:
+        """The backend for a read the decision sends to a slave, and the reason to log.
+        *picked*: the fast lane's pick, kept if it is still a candidate."""
+        candidates, stale = self._eligible(d)
+        if candidates:
+            if d.consistency != "session" or not c.read:
+                keep = picked if picked is not None and picked.name in candidates else None
+                return self._slave(candidates, keep), d.reason
+            return self._session_backend(d, candidates)
+        if self._policy.age is not None and d.consistency == "eventual":
+            reason = f"{d.reason}; no replica within age {self._policy.age} s"
+        elif self._allowed is not None and not self._allowed[1]:
+            reason = f"{d.reason}; the filters left no slave"
+        else:
+            reason = f"{d.reason}; no replica can serve it ({self._unavailable()})"
+        if self.group.failover.strategy == "disabled":
+            if stale:
+                return self._stale_slave(stale, reason, "failover is disabled")
+            raise NoBackendAvailable(
+                f"group {self.group.name!r}: {reason} and failover is disabled; nothing was sent"
+            )
+        try:
             master = self._master() if self._allowed is None else self._allowed_master()
-            return master, reason + ": the master serves it"
-        if d.consistency != "session" or not c.read:
-            return self._slave(candidates), d.reason
-        return self._session_backend(d, candidates)
+        except NoBackendAvailable as exc:
+            if stale:
+                return self._stale_slave(stale, reason, str(exc.args[-1]))
+            raise NoBackendAvailable(
+                f"group {self.group.name!r}: {reason}; and {exc.args[-1]}"
+            ) from exc
+        self._stats.counts[
+            "use_master_age" if self._policy.age is not None else "use_master_failover"
+        ] += 1
+        return master, reason + ": the master serves it"
 
-    def _eligible(self, d: Decision) -> tuple[str, ...]:
+    def _stale_slave(self, stale: tuple[str, ...], reason: str, why: str) -> tuple[Backend, str]:
+        """No replica replicates and the master cannot serve: a replica that stopped
+        replicating is better than no answer (MaxScale's "stale slave")."""
+        self._stats.counts["use_slave_stale"] += 1
+        return self._slave(
+            stale
+        ), f"{reason}; the master cannot serve it ({why}): a replica that is not replicating does"
+
+    def _eligible(self, d: Decision) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(replicas that may serve a read, replicas left out only because they stopped
+        replicating longer than replica_stopped_limit)."""
         candidates = self._healthy()
         if self._allowed is not None:
             allowed = self._allowed[1]
@@ -755,7 +752,34 @@ class Connection:
                 for n in candidates
                 if (st := monitor.status(self._monitor_key(self._by_name[n]))) and st.within(age)
             )
-        return candidates
+        limit = self.group.replica_stopped_limit
+        if not _not_replicating or limit is None:
+            return candidates, ()
+        now = time.monotonic()
+        stopped = tuple(
+            n
+            for n in candidates
+            if now - _not_replicating.get(self._by_name[n].address, now) > limit
+        )
+        if not stopped:
+            return candidates, ()
+        return tuple(n for n in candidates if n not in stopped), stopped
+
+    def _unavailable(self) -> str:
+        """Why each slave cannot serve a read now: what an error names when none can."""
+        now = time.monotonic()
+        parts = []
+        for name in self._slave_names:
+            b = self._by_name[name]
+            if (why := health.down.get(b.address)) is not None:
+                parts.append(f"{b.info}: quarantined ({why})")
+            elif name in self._failed:
+                parts.append(f"{b.info}: failed on this connection")
+            elif (since := _not_replicating.get(b.address)) is not None:
+                parts.append(f"{b.info}: not replicating for {now - since:.0f} s")
+            elif self._policy.age is not None:
+                parts.append(f"{b.info}: not within age {self._policy.age} s")
+        return "; ".join(parts) or "no slave configured"
 
     def _session_backend(self, d: Decision, candidates: tuple[str, ...]) -> tuple[Backend, str]:
         gs = self._gtid
@@ -822,13 +846,13 @@ class Connection:
 
     def _run_check(self, cur: pymysql.cursors.Cursor, sql: str, args: Any) -> bool:
         """Send *sql*, the check, maybe followed by the read in the same packet; True if the
-        replica has the GTID, and then *cur* stands at the check's result."""
+        replica has the GTID, and then *cur* stands at the end of the check's result."""
         cur.execute(sql, args)
         row = cur.fetchone()
-        passed = row is not None and (not self._gtid.check_is_wait or row[0] == 0)
+        cur.fetchall()  # an unbuffered cursor learns whether a result follows at its end
+        passed = row is not None and (not self._gtid.check_is_wait or _first_value(row) == 0)
         if not passed:
-            while cur.nextset():  # the read ran on the stale replica: drop its result
-                pass
+            _drain(cur)  # the read ran on the stale replica: drop its result, or its error
         return passed
 
     def _check_result(self, backend: Backend, passed: bool) -> None:
@@ -849,12 +873,14 @@ class Connection:
             str(s.user or self._defaults.get("user", "")),
         )
 
-    def _watch_replicas(self) -> None:
+    def _watch_replicas(self, *, wait: bool) -> None:
+        """Have the process's replica monitor watch this group's slaves (for ``age``, and to
+        keep reads off replicas that stopped replicating); *wait* for the first statuses."""
         for b in self._slaves:
-            params = b.params(self._defaults, {})
-            params.pop("autocommit", None)
-            params["connect_timeout"] = min(float(params.get("connect_timeout", 10)), 5.0)
-            monitor.watch(self._monitor_key(b), params, self.group.replica_status_interval)
+            params = monitor_params(self._probe_params(b))
+            monitor.watch(
+                self._monitor_key(b), params, self.group.replica_status_interval, wait=wait
+            )
 
     def _master(self, *, lazy: bool = True, only: tuple[str, ...] | None = None) -> Backend:
         backend = self._master_backend
@@ -900,6 +926,7 @@ class Connection:
             return self._master(only=(backend.name,))
         failover = self.group.failover
         tried: list[str] = []
+        errors: list[str] = []
         while True:
             try:
                 self._open(backend, lazy=True)
@@ -908,6 +935,7 @@ class Connection:
                 raise
             except err.OperationalError as exc:
                 tried.append(backend.name)
+                errors.append(f"{backend.info}: {exc.args[-1]}")
                 if failover.remember_failed:
                     self._failed.add(backend.name)
                 if failover.strategy == "disabled":
@@ -925,7 +953,13 @@ class Connection:
                         exc.args[-1],
                     )
                     self._stats.counts["use_master_failover"] += 1
-                    return self._master()
+                    try:
+                        return self._master()
+                    except NoBackendAvailable as final:
+                        raise NoBackendAvailable(
+                            f"group {self.group.name!r}: no server could serve the read; "
+                            f"replicas tried: {'; '.join(errors)}; and {final.args[-1]}"
+                        ) from final
                 backend = self._by_name[self._picker.pick(left)]
                 logger.warning(
                     "group %r: cannot connect to %s (%s); trying %s",
@@ -954,7 +988,7 @@ class Connection:
         except err.OperationalError as exc:
             self._stats.counts[f"{kind}_connections_{backend.role}_failure"] += 1
             if health.is_disconnect(exc):
-                self._report_failure(backend, f"cannot connect: {exc.args[-1]}")
+                self._report_failure(backend, f"cannot connect: {exc.args[-1]}", None)
             raise
         track_gtids = backend.role == "master" and self._track_gtids
         if track_gtids or self._state is not None:
@@ -974,6 +1008,9 @@ class Connection:
         if self._isolation is not None:
             self._set_isolation(backend, self._isolation)
         health.record_success(backend.address)
+        health.watch(
+            backend.address, str(backend.info), self._probe_params(backend), self.group.quarantine
+        )
         self._stats.counts[f"{kind}_connections_{backend.role}_success"] += 1
 
     def _set_isolation(self, backend: Backend, level: str) -> None:
@@ -1042,11 +1079,25 @@ class Connection:
 
     # ---------------------------------------------------------------- failures
 
-    def _report_failure(self, backend: Backend, reason: str) -> None:
+    def _probe_params(self, backend: Backend) -> dict[str, Any]:
+        """Connect keywords for msplugin's own connections to *backend*'s server."""
         params = backend.params(self._defaults, {})
         params.pop("autocommit", None)
+        # The application's session settings are not a probe's; no database either, so that
+        # a dropped database cannot fail a probe, and the servers can tell these connections
+        # (PROCESSLIST db NULL) from the application's.
+        params.pop("init_command", None)
+        params.pop("database", None)
+        return params
+
+    def _report_failure(self, backend: Backend, reason: str, opened_at: float | None) -> None:
         health.record_failure(
-            backend.address, str(backend.info), reason, self.group.quarantine, params
+            backend.address,
+            str(backend.info),
+            reason,
+            self.group.quarantine,
+            self._probe_params(backend),
+            opened_at,
         )
 
     def _spare(self, opening: Backend) -> None:
@@ -1071,10 +1122,15 @@ class Connection:
             b.close()
 
     def _lost(self, backend: Backend, exc: BaseException) -> None:
-        """*backend*'s connection broke: close it, tell the quarantine, forget its session."""
+        """*backend*'s connection broke: close it, tell the quarantine, forget its session.
+
+        The quarantine counts it only if the connection is younger than the server's last
+        return from quarantine: an older one broke in that outage, already counted.
+        """
+        opened_at = backend.opened_at
         self._discard(backend)
         self._stats.counts["connections_lost"] += 1
-        self._report_failure(backend, f"connection lost: {exc.args[-1] if exc.args else exc!r}")
+        self._report_failure(backend, f"connection lost: {_detail(exc)}", opened_at)
 
     def _discard(self, backend: Backend) -> None:
         self._lane_close()
@@ -1084,32 +1140,32 @@ class Connection:
         if self._state is not None:
             self._state.lost(backend.name)
 
-    def _recover(self, backend: Backend, exc: err.MySQLError, query: str, attempt: int) -> Backend:
+    def _recover(
+        self,
+        backend: Backend,
+        exc: err.MySQLError,
+        query: str,
+        args: Any,
+        cur: pymysql.cursors.Cursor | None,
+        attempt: int,
+    ) -> Backend:
         """After *exc* from *backend* running *query*: the backend to run it on again, or
-        raise. A read whose connection broke runs again once, elsewhere; a statement the
-        server refused with a transient error code runs again on the same server."""
+        raise. A statement that never reached the server, or a read whose connection broke,
+        runs again once (see msplugin.retry); a statement the server refused with a
+        transient error code runs again on the same server."""
         c = self._c
         assert c is not None
         trx = self._trx_context()  # before closing: the master's reply says if autocommit is off
-        if not health.is_disconnect(exc):
-            te = self.group.transient_error
-            code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
-            if te is None or attempt >= te.max_retries:
+        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
+        disconnect = health.is_disconnect(exc)
+        if disconnect or code in _SESSION_ENDED:
+            self._refuse_oversized(backend, exc, query, args, cur, trx)
+        if not disconnect:
+            if code in _SESSION_ENDED:
+                self._discard(backend)  # the server ended the session; it answered: no quarantine
                 raise exc
-            if not after_server_error(code, te.mysql_error_codes, trx):
-                raise exc
-            self._stats.counts["transient_error_retries"] += 1
-            logger.info(
-                "%s: error %d on %s, a transient error: retry %d of %d in %d us",
-                _cut(query),
-                code,
-                backend.info,
-                attempt + 1,
-                te.max_retries,
-                te.usleep_retry,
-            )
-            time.sleep(te.usleep_retry / 1_000_000)
-            return backend
+            return self._transient(backend, exc, code, query, trx, attempt)
+        sent = not driver.not_sent(exc)
         held = self._state is not None and self._state.holds_state(backend.name)
         self._lost(backend, exc)
         others = self.group.failover.strategy != "disabled" or any(
@@ -1118,31 +1174,118 @@ class Connection:
         refusal = (
             "it was already retried once"
             if attempt
-            else after_disconnect(c, backend.role, trx, effects(query), held, others)
+            else after_disconnect(c, backend.role, trx, effects(query), held, others, sent)
         )
         if refusal is not None:
-            raise _lost_error(backend, exc, refusal) from exc
-        forget = backend.name not in self._failed and not self.group.failover.remember_failed
-        self._failed.add(backend.name)
-        try:
-            retry_on = self._route(query)
-        finally:
-            if forget:
-                self._failed.discard(backend.name)
-        self._stats.counts["read_retries"] += 1
+            raise self._lost_error(backend, exc, refusal, trx, query, sent) from exc
+        retry_on = self._route_again(backend, query, sent)
+        self._stats.counts["read_retries" if sent else "unsent_retries"] += 1
         logger.warning(
-            "%s: connection to %s lost (%s); the read runs again on %s",
+            "%s: connection to %s lost (%s)%s; it runs again on %s",
             _cut(query),
             backend.info,
-            exc.args[-1] if exc.args else exc,
+            _detail(exc),
+            "" if sent else " before the statement was sent",
             retry_on.info,
         )
         return retry_on
 
+    def _route_again(self, failed: Backend, query: str, sent: bool) -> Backend:
+        """Route *query* again after its connection to *failed* broke. A read that may have
+        reached *failed* goes elsewhere; a statement that never reached it is routed anew."""
+        if not sent or failed.name in self._failed:
+            return self._route(query)
+        forget = not self.group.failover.remember_failed
+        self._failed.add(failed.name)
+        try:
+            return self._route(query)
+        finally:
+            if forget:
+                self._failed.discard(failed.name)
+
+    def _transient(
+        self, backend: Backend, exc: err.MySQLError, code: int, query: str, trx: str, attempt: int
+    ) -> Backend:
+        """A server error: *backend* again if its code is a transient_error one, else raise."""
+        te = self.group.transient_error
+        if te is None or attempt >= te.max_retries:
+            raise exc
+        if not after_server_error(code, te.mysql_error_codes, trx):
+            raise exc
+        self._stats.counts["transient_error_retries"] += 1
+        logger.info(
+            "%s: error %d on %s, a transient error: retry %d of %d in %d us",
+            _cut(query),
+            code,
+            backend.info,
+            attempt + 1,
+            te.max_retries,
+            te.usleep_retry,
+        )
+        time.sleep(te.usleep_retry / 1_000_000)
+        return backend
+
+    def _lost_error(
+        self,
+        backend: Backend,
+        exc: BaseException,
+        refusal: str,
+        trx: str = NO_TRANSACTION,
+        query: str = "",
+        sent: bool = True,
+    ) -> err.OperationalError:
+        """The error for a statement whose connection broke and that is not run again: the
+        server, what broke, why it was not retried, and what became of an open transaction."""
+        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) and exc.args[0] else 0
+        why = health.down.get(backend.address)
+        message = (
+            f"{backend.info}: connection lost ({_detail(exc)})"
+            f"{f'; the server is quarantined: {why}' if why else ''}; "
+            f"the statement was not retried: {refusal}"
+        )
+        if trx != NO_TRANSACTION:
+            c = self._c
+            message += "; " + lost_transaction(c.trx if c else "", first_keyword(query), sent)
+        return err.OperationalError(code or health.CR_SERVER_LOST, message)
+
+    def _refuse_oversized(
+        self,
+        backend: Backend,
+        exc: err.MySQLError,
+        query: str,
+        args: Any,
+        cur: pymysql.cursors.Cursor | None,
+        trx: str,
+    ) -> None:
+        """Raise a clear error if the server dropped the connection because the statement
+        was larger than its max_allowed_packet: not a dead server (no quarantine), and
+        nothing to send again (it would fail the same way)."""
+        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
+        if code != ER_NET_PACKET_TOO_LARGE and backend.address in health.down:
+            return  # hung or dead: the connection broke for that
+        size = _statement_size(cur, query, args)
+        if code != ER_NET_PACKET_TOO_LARGE and size <= _MIN_PACKET:
+            return  # no server refuses a statement this small
+        limit = driver.max_allowed_packet(self._probe_params(backend))
+        if code != ER_NET_PACKET_TOO_LARGE and (limit is None or size <= limit):
+            return
+        self._discard(backend)  # the server closed the session; it answers: no quarantine
+        message = (
+            f"{backend.info}: the statement ({size:,} bytes) is larger than the server's "
+            f"max_allowed_packet ({f'{limit:,} bytes' if limit else 'size unknown'}): the "
+            "server refused it and closed the connection; it did not run and was not sent "
+            "again, and the server stays in use. Send less per statement, or raise "
+            "max_allowed_packet on the servers"
+        )
+        if trx != NO_TRANSACTION:
+            message += "; " + lost_transaction("", "", sent=False)
+        raise err.OperationalError(ER_NET_PACKET_TOO_LARGE, message) from exc
+
     def _raise_if_lost(self, backend: Backend, exc: err.MySQLError, refusal: str) -> None:
         if health.is_disconnect(exc):
+            trx = self._trx_context()
             self._lost(backend, exc)
-            raise _lost_error(backend, exc, refusal) from exc
+            raise self._lost_error(backend, exc, refusal, trx) from exc
 
     def _healthy(self) -> tuple[str, ...]:
         """The slaves neither failed on this connection nor quarantined in the process."""
@@ -1161,40 +1304,114 @@ class Connection:
         if self._closed:
             raise err.InterfaceError(0, "connection is closed")
 
+    def _enter(self) -> None:
+        """Mark the connection busy; raise at once if another thread is inside.
+
+        The test and the set are two attribute operations with no call between them: CPython
+        (with its GIL) switches threads only at calls and backward jumps, so of two threads
+        exactly one finds the flag clear. Cheaper than a lock on the statement path (see
+        bench/guard_cost.py); free-threaded builds get a best-effort check.
+        """
+        if self._busy:
+            raise in_use_error()
+        self._busy = True
+
+    def _leave(self) -> None:
+        self._busy = False
+
     def cursor(self, cursorclass: CursorClass | None = None) -> Cursor:
         """Return a new Cursor (PEP 249); *cursorclass* is a PyMySQL cursor class."""
         self._check_open()
         return Cursor(self, cursorclass or self._cursorclass)
 
     def commit(self) -> None:
-        """Commit on every backend with an open transaction (PEP 249 .commit())."""
-        self._end_transaction("commit")
+        """Commit on every backend with an open transaction (PEP 249 .commit()).
+
+        A connection lost on the way raises OperationalError naming the server and saying
+        whether the transaction did not commit (the connection broke before COMMIT was sent)
+        or its outcome is unknown (COMMIT sent, no reply); the transaction is over either way.
+        """
+        self._enter()
+        try:
+            self._end_transaction("commit")
+        finally:
+            self._leave()
 
     def rollback(self) -> None:
-        """Roll back on every backend with an open transaction (PEP 249 .rollback())."""
-        self._end_transaction("rollback")
+        """Roll back on every backend with an open transaction (PEP 249 .rollback()).
+
+        Never fails because a backend connection is gone: the server rolled that transaction
+        back when the connection broke; the connection is dropped and a warning logged.
+        """
+        self._enter()
+        try:
+            self._end_transaction("rollback")
+        finally:
+            self._leave()
 
     def _end_transaction(self, how: str) -> None:
         self._check_open()
+        self._lane_close()
+        failure: err.OperationalError | None = None
         pinned = self._pinned
         if pinned is not None and pinned.conn is None:
-            self._pinned = None
-            self._xa = False
             if how == "commit":
-                raise err.OperationalError(
+                failure = err.OperationalError(
                     health.CR_SERVER_LOST,
-                    f"commit: the transaction open on {pinned.info} was lost with its "
-                    "connection and did not commit",
+                    f"commit: {pinned.info}: the transaction open there was lost with its "
+                    "connection earlier and did not commit",
+                )
+            else:
+                logger.warning(
+                    "rollback: the transaction open on %s was lost with its connection "
+                    "earlier; the server rolled it back",
+                    pinned.info,
                 )
         for b in self._open_backends():
-            if b.dirty or b.in_transaction or b is self._pinned:
-                assert b.conn is not None
-                b.conn.commit() if how == "commit" else b.conn.rollback()
-                b.dirty = False
-                if how == "commit" and b.role == "master":
-                    self._learn_gtid(b, b.status, committed=True)
+            if b.dirty or b.in_transaction or b is pinned:
+                lost = self._end_on(b, how)
+                failure = failure or lost
         self._pinned = None
         self._xa = False
+        if failure is not None:
+            raise failure
+
+    def _end_on(self, b: Backend, how: str) -> err.OperationalError | None:
+        """COMMIT or ROLLBACK on *b*; the error to raise if its connection was lost."""
+        conn = b.conn
+        assert conn is not None
+        try:
+            if how == "rollback":
+                conn.rollback()
+            elif driver.peer_closed(conn):
+                # The server closed it while idle: COMMIT would be lost, so it is not sent.
+                raise err.OperationalError(
+                    health.CR_SERVER_GONE_ERROR, "the server closed the connection"
+                )
+            else:
+                conn.commit()
+        except err.MySQLError as exc:
+            if not health.is_disconnect(exc):
+                b.dirty = False
+                raise
+            sent = not driver.not_sent(exc)
+            self._lost(b, exc)
+            if how == "rollback":
+                logger.warning(
+                    "rollback: the connection to %s was lost (%s); the server rolled the "
+                    "transaction back",
+                    b.info,
+                    _detail(exc),
+                )
+                return None
+            return err.OperationalError(
+                exc.args[0] if isinstance(exc.args[0], int) else health.CR_SERVER_LOST,
+                f"commit: {b.info}: connection lost ({_detail(exc)}); {lost_commit(sent)}",
+            )
+        b.dirty = False
+        if how == "commit" and b.role == "master":
+            self._learn_gtid(b, b.status, committed=True)
+        return None
 
     def begin(self, read_only: bool = False) -> None:
         """Start a transaction; every statement runs where it started until commit/rollback.
@@ -1202,11 +1419,11 @@ class Connection:
         It starts on the master, or with ``read_only=True`` and trx_stickiness "on" on one slave.
         """
         sql = "START TRANSACTION READ ONLY" if read_only else "BEGIN"
-        backend = self._route(sql)
-        assert backend.conn is not None
-        with backend.conn.cursor() as cur:
-            cur.execute(sql)
-        self._after(backend)
+        self._enter()
+        try:
+            Cursor(self, pymysql.cursors.Cursor)._routed(sql, None)
+        finally:
+            self._leave()
 
     def set_qos(self, level: str, *, age: int | None = None, gtid: str | None = None) -> None:
         """Set the service level for the following statements: strong, session or eventual.
@@ -1240,7 +1457,7 @@ class Connection:
             if master is not None and master.conn is not None:
                 self._setup_tracking(master, gtids=True, state=False)
         if age is not None:
-            self._watch_replicas()
+            self._watch_replicas(wait=True)
 
     def set_session_state(self, mode: str) -> None:
         """Set how session state is handled from now on: "off", "warn" or "sync".
@@ -1280,13 +1497,23 @@ class Connection:
         return self._gtid.last_write
 
     def close(self) -> None:
-        """Close every backend connection (PEP 249 .close()); a second close raises Error."""
+        """Close every backend connection (PEP 249 .close()); a second close raises Error.
+
+        An open transaction is rolled back (by the pool's reset, or by the server when the
+        connection closes). Refused while another thread is using the connection.
+        """
         if self._closed:
             raise err.Error("Already closed")
-        self._closed = True
-        self._lane_close()
-        for b in self._by_name.values():
-            b.close()
+        self._enter()
+        try:
+            self._closed = True
+            self._lane_close()
+            self._pinned = None
+            self._xa = False
+            for b in self._by_name.values():
+                b.close()
+        finally:
+            self._leave()
         logger.info("facade connection for group %r closed", self.group.name)
 
     @property
@@ -1306,46 +1533,87 @@ class Connection:
         if not self._closed:
             self.close()
 
+    def _broadcast(self, call: Callable[[Any], object]) -> None:
+        """Apply an API setting to every open backend. A backend whose connection is lost is
+        dropped (the setting is recorded and applied when it reconnects); a transaction open
+        there is lost, and the next statement of it says so."""
+        for b in self._open_backends():
+            try:
+                call(b.conn)
+            except err.MySQLError as exc:
+                if not health.is_disconnect(exc):
+                    raise
+                logger.warning("%s: connection lost (%s); dropped", b.info, _detail(exc))
+                self._lost(b, exc)
+
     def autocommit(self, value: bool) -> None:
         """Set autocommit on every open backend and on those opened later."""
-        self._lane_close()
         self._check_open()
-        value = bool(value)
-        for b in self._open_backends():
-            assert b.conn is not None
-            b.conn.autocommit(value)
-        self._autocommit = value
-        self._overrides["autocommit"] = value
-        if value:
-            self._pinned = None  # switching autocommit on commits what was open
-        self._stats.counts["trx_autocommit_on" if value else "trx_autocommit_off"] += 1
+        self._enter()
+        try:
+            self._lane_close()
+            value = bool(value)
+            self._broadcast(lambda conn: conn.autocommit(value))
+            self._autocommit = value
+            self._overrides["autocommit"] = value
+            self._stats.counts["trx_autocommit_on" if value else "trx_autocommit_off"] += 1
+            pinned = self._pinned
+            if value:
+                self._pinned = None  # switching autocommit on commits what was open
+                self._xa = False
+                if pinned is not None and pinned.conn is None:
+                    raise err.OperationalError(
+                        health.CR_SERVER_LOST,
+                        f"autocommit(True): {pinned.info}: the transaction open there was lost "
+                        "with its connection and did not commit",
+                    )
+        finally:
+            self._leave()
 
     def get_autocommit(self) -> bool:
+        """Whether autocommit is on: the master's session says so once it ran a statement
+        (``SET autocommit=...`` sent as SQL included), else what autocommit() set."""
+        master = self._master_backend
+        if master is not None and master.conn is not None:
+            return bool(master.status & _AUTOCOMMIT)
         return self._autocommit
 
     def select_db(self, db: str) -> None:
         """Make *db* the current database on every open backend and on those opened later."""
-        self._lane_close()
         self._check_open()
-        for b in self._open_backends():
-            assert b.conn is not None
-            b.conn.select_db(db)
-        self._overrides["database"] = db
-        if self._state is not None:
-            self._state.forget("database")
+        self._enter()
+        try:
+            self._lane_close()
+            self._broadcast(lambda conn: conn.select_db(db))
+            self._overrides["database"] = db
+            if self._state is not None:
+                self._state.forget("database")
+        finally:
+            self._leave()
 
     def set_character_set(self, charset: str, collation: str | None = None) -> None:
         """Set the connection character set on every open backend and on those opened later."""
-        self._lane_close()
         self._check_open()
-        for b in self._open_backends():
-            assert b.conn is not None
-            b.conn.set_character_set(charset, collation)
-        self._overrides["charset"] = charset
-        if collation is not None:
-            self._overrides["collation"] = collation
-        if self._state is not None:
-            self._state.forget("charset")
+        self._enter()
+        try:
+            self._lane_close()
+            self._broadcast(lambda conn: conn.set_character_set(charset, collation))
+            self._overrides["charset"] = charset
+            if collation is not None:
+                self._overrides["collation"] = collation
+            if self._state is not None:
+                self._state.forget("charset")
+        finally:
+            self._leave()
+
+    def set_charset(self, charset: str) -> None:
+        """Deprecated PyMySQL name of set_character_set()."""
+        warnings.warn(
+            "'set_charset' is deprecated, use 'set_character_set' instead",
+            DeprecationWarning,
+            2,
+        )
+        self.set_character_set(charset)
 
     def set_isolation_level(self, level: str) -> None:
         """Set the transaction isolation level of every backend session, open or opened later.
@@ -1353,34 +1621,62 @@ class Connection:
         *level*: READ UNCOMMITTED, READ COMMITTED, REPEATABLE READ or SERIALIZABLE. Sent as
         SQL it would reach the master only (a SET is not a read).
         """
-        self._lane_close()
         self._check_open()
         name = " ".join(level.upper().replace("-", " ").split())
         if name not in _ISOLATION_LEVELS:
             raise err.ProgrammingError(
                 f"isolation level {level!r}: expected one of {', '.join(_ISOLATION_LEVELS)}"
             )
-        for b in self._open_backends():
-            self._set_isolation(b, name)
-        self._isolation = name
+        self._enter()
+        try:
+            self._lane_close()
+            sql = f"SET SESSION TRANSACTION ISOLATION LEVEL {name}"
+            self._broadcast(lambda conn: conn.query(sql))
+            self._isolation = name
+        finally:
+            self._leave()
 
     def character_set_name(self) -> str:
         """The connection character set every backend uses (as PyMySQL names it)."""
         return str(self._overrides.get("charset") or self._defaults.get("charset") or "utf8mb4")
 
-    def ping(self, reconnect: bool = True) -> None:
-        """Check every open backend (reconnecting if asked); with none open, connect the master."""
-        self._check_open()
-        backends = self._open_backends()
-        if not backends:
-            self._master()
+    def ping(self, reconnect: bool = False) -> None:
+        """Check that the servers answer (PyMySQL's ping()).
+
+        Every open backend is pinged; one that does not answer is dropped (reconnected when a
+        statement needs it). With none open, the master is connected. *reconnect*: a closed
+        connection is opened again, and a lost backend is not an error; without it a closed
+        connection raises Error("Already closed") and a lost backend OperationalError.
+        """
+        if self._closed:
+            if not reconnect:
+                raise err.Error("Already closed")
+            self.connect()
             return
-        for b in backends:
+        self._enter()
+        try:
+            self._ping(reconnect)
+        finally:
+            self._leave()
+
+    def _ping(self, reconnect: bool) -> None:
+        failure: err.MySQLError | None = None
+        for b in self._open_backends():
             assert b.conn is not None
-            if reconnect:
-                b.conn.ping(True)
-            else:
+            try:
                 b.conn.ping(False)
+            except err.MySQLError as exc:
+                if not health.is_disconnect(exc):
+                    raise
+                self._lost(b, exc)
+                failure = failure or err.OperationalError(
+                    exc.args[0] if isinstance(exc.args[0], int) else health.CR_SERVER_LOST,
+                    f"ping: {b.info}: connection lost ({_detail(exc)}); dropped",
+                )
+        if failure is not None and not reconnect:
+            raise failure
+        if not self._open_backends():
+            self._master()
 
     def insert_id(self) -> int:
         """The last insert id of the backend that ran the previous statement (0 before any)."""
@@ -1388,6 +1684,110 @@ class Connection:
         if last is None or last.conn is None:
             return 0
         return int(last.conn.insert_id())  # type: ignore[no-untyped-call]
+
+    # ------------------------------------------------ the rest of PyMySQL's Connection surface
+
+    def _answering(self) -> Any:
+        """The PyMySQL connection that answers for "the" server: the one that ran the last
+        statement, else the master (connected if need be)."""
+        self._check_open()
+        last = self._last_used
+        if last is not None and last.conn is not None:
+            return last.conn
+        return self._master().conn
+
+    def _master_conn(self) -> Any:
+        self._check_open()
+        return self._master().conn
+
+    def affected_rows(self) -> int:
+        """Rows the last statement changed, on the server that ran it (0 before any)."""
+        last = self._last_used
+        if last is None or last.conn is None:
+            return 0
+        return int(last.conn.affected_rows())  # type: ignore[no-untyped-call]
+
+    def thread_id(self) -> int:
+        """The server thread id of the session that ran the last statement (else the
+        master's)."""
+        return int(self._answering().thread_id())
+
+    def get_host_info(self) -> str:
+        """How the server that ran the last statement (else the master) is reached."""
+        return str(self._answering().get_host_info())
+
+    @property
+    def host_info(self) -> str:
+        return self.get_host_info()
+
+    def get_server_info(self) -> str:
+        """The master's server version string (the master is connected if need be)."""
+        return str(self._master_conn().get_server_info())
+
+    @property
+    def server_version(self) -> str:
+        return self.get_server_info()
+
+    def get_proto_info(self) -> int:
+        """The protocol version of the master's connection."""
+        return int(self._master_conn().get_proto_info())
+
+    @property
+    def encoding(self) -> str:
+        """The Python codec of the connection character set."""
+        return str(charset_by_name(self.character_set_name()).encoding)
+
+    @property
+    def encoders(self) -> dict[Any, Any]:
+        """PyMySQL's escaping table (type -> function) used by escape() and mogrify()."""
+        return self._encoders
+
+    def escape(self, obj: Any, mapping: Mapping[Any, Any] | None = None) -> str:
+        """Escape *obj* as an SQL literal, as PyMySQL's Connection.escape() does, for the
+        master's session (its NO_BACKSLASH_ESCAPES mode) once it is connected."""
+        if isinstance(obj, str):
+            return f"'{self.escape_string(obj)}'"
+        if isinstance(obj, bytes | bytearray):
+            return f"X'{obj.hex()}'"
+        if type(obj) in (tuple, list, set, frozenset):
+            return "(" + ",".join([self.escape(item, mapping) for item in obj]) + ")"
+        return str(escape_item(obj, self.encoding, mapping=mapping or self._encoders))
+
+    def escape_string(self, s: str) -> str:
+        """Escape the text of a string literal (without its quotes)."""
+        master = self._master_backend
+        if master is not None and master.status & _NO_BACKSLASH_ESCAPES:
+            return s.replace("'", "''")
+        return str(escape_string(s))
+
+    def literal(self, obj: Any) -> str:
+        """Deprecated PyMySQL alias of escape()."""
+        warnings.warn(
+            "literal() is deprecated and will be removed in the next version.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.escape(obj)
+
+    def connect(self) -> None:
+        """Open the connection again after close(), or connect now (PyMySQL's connect()).
+
+        The master is connected, and with lazy_connections false every slave as well.
+        """
+        if self._closed:
+            self._closed = False
+            self._failed.clear()
+            if self._state is not None:  # new sessions: nothing of the old ones is left
+                self._state = Tracker(self._state.mode, tuple(self._by_name))
+            logger.info("facade connection for group %r opened again", self.group.name)
+        self._enter()
+        try:
+            if self.group.lazy_connections:
+                self._master()
+            else:
+                self._connect_all()
+        finally:
+            self._leave()
 
     @property
     def last_used(self) -> ServerInfo | None:
@@ -1488,280 +1888,40 @@ def _fixed_by(c: Classification, target: Target) -> str:
     return ""
 
 
-def _lost_error(backend: Backend, exc: BaseException, refusal: str) -> err.OperationalError:
-    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) and exc.args[0] else 0
-    return err.OperationalError(
-        code or health.CR_SERVER_LOST,
-        f"{backend.info}: connection lost ({exc.args[-1] if exc.args else exc!r}); "
-        f"the statement was not retried: {refusal}",
-    )
+def _first_value(row: Any) -> Any:
+    """The first column of a row of any cursor class (a tuple, or a dict by column name)."""
+    return next(iter(row.values())) if isinstance(row, Mapping) else row[0]
+
+
+def _drain(cur: pymysql.cursors.Cursor) -> None:
+    """Skip the results left of a multi-statement reply. A server error in one (the read on
+    a replica that lacks a just-created table) ends the reply: the read runs on the master
+    anyway. A lost connection is raised."""
+    try:
+        while cur.nextset():
+            cur.fetchall()  # unbuffered cursors: read to the end before the next result
+    except err.MySQLError as exc:
+        if health.is_disconnect(exc):
+            raise
+
+
+def _detail(exc: BaseException) -> str:
+    """What a driver error says, for a message (PyMySQL's closed-socket error says nothing)."""
+    text = str(exc.args[-1]) if exc.args else ""
+    return text or "the connection was already closed"
+
+
+def _statement_size(cur: pymysql.cursors.Cursor | None, query: str, args: Any) -> int:
+    """Bytes of the COM_QUERY packet a statement took (only on failure paths: it encodes)."""
+    sql = query
+    if cur is not None and args is not None:
+        try:
+            sql = cur.mogrify(query, args)
+        except Exception:  # an unusable cursor: the template's size is a lower bound
+            sql = query
+    encoding = getattr(cur.connection if cur is not None else None, "encoding", None) or "utf8"
+    return len(sql.encode(encoding, "replace")) + 1
 
 
 def _cut(query: str) -> str:
     return query if len(query) <= 200 else query[:200] + "..."
-
-
-class Cursor:
-    """A DB-API 2.0 cursor (PEP 249, "Cursor Objects") that runs each statement where it is routed.
-
-    Results (description, rowcount, fetch*, ...) come from the backend cursor that ran the last
-    statement.
-    """
-
-    def __init__(self, connection: Connection, cursorclass: CursorClass) -> None:
-        self.connection = connection
-        self._cursorclass = cursorclass
-        self._cursors: dict[str, pymysql.cursors.Cursor] = {}
-        self._current: pymysql.cursors.Cursor | None = None
-        self._closed = False
-        self.arraysize = 1
-
-    def __repr__(self) -> str:
-        return f"<msplugin.Cursor {self._cursorclass.__name__} on {self.connection!r}>"
-
-    def _cursor_for(self, backend: Backend) -> pymysql.cursors.Cursor:
-        if self._closed:
-            raise err.ProgrammingError("cursor is closed")
-        cur = self._cursors.get(backend.name)
-        if cur is None or cur.connection is not backend.conn:
-            assert backend.conn is not None
-            cur = backend.conn.cursor(self._cursorclass)
-            cur.arraysize = self.arraysize
-            self._cursors[backend.name] = cur
-        return cur
-
-    def execute(self, query: str, args: Any = None) -> int:
-        """Route *query* and execute it there (PEP 249 .execute()); return the affected rows."""
-        conn = self.connection
-        picked = None
-        lane = conn._lane.get(query)
-        if lane is not None:
-            if _down:
-                conn._lane_close()  # reads avoid a server that is down: the pick may differ
-            elif _route_levels == _ROUTE_LOG_OFF:  # the routing log is off (and was asked)
-                # The fast lane: a read whose route only needs a slave picked (see
-                # Connection._lane_update); what _route and _after would do, inlined.
-                backend = conn._fixed_slave or conn._by_name[conn._picker.pick(conn._slave_names)]
-                bconn = backend.conn
-                if bconn is None:
-                    picked = backend  # not connected yet, or lost: _route connects it
-                else:
-                    cur = self._cursors.get(backend.name)
-                    if cur is None or cur.connection is not bconn:
-                        cur = self._cursor_for(backend)
-                    self._current = cur
-                    conn._last_used = backend
-                    counts = conn._stats.counts
-                    counts[lane[1]] += 1
-                    counts["use_slave"] += 1
-                    try:
-                        result = cur.execute(query, args)
-                    except err.MySQLError as exc:
-                        conn._c = lane[0]  # _c: read by _recover and _after only
-                        return self._run_again(exc, query, args)
-                    if bconn.server_status & _LANE_STATUS != _AUTOCOMMIT:  # type: ignore[attr-defined]
-                        conn._c = lane[0]
-                        conn._eff = NOTHING  # a transaction opened, or session state changed
-                        conn._after(backend, cur)
-                    elif conn._state is not None:
-                        conn._state.found_rows_home = backend.name
-                    return result
-        try:
-            backend = conn._route(query, picked)
-        except BaseException:
-            conn._lane_close()  # it may have left the connection half-way (a new pick, ...)
-            raise
-        try:
-            return self._run(backend, query, args)
-        except err.MySQLError as exc:
-            return self._run_again(exc, query, args)
-
-    def _run(self, backend: Backend, query: str, args: Any) -> int:
-        conn = self.connection
-        cur = self._cursors.get(backend.name)
-        if cur is None or cur.connection is not backend.conn:  # _cursor_for, inlined: per statement
-            cur = self._cursor_for(backend)
-        self._current = cur
-        if conn._check is not None:
-            return self._execute_checked(backend, cur, query, args)
-        if conn._timed:
-            return self._run_timed(backend, cur, query, args)
-        result = cur.execute(query, args)
-        conn._after(backend, cur)
-        return result
-
-    def _run_timed(
-        self, backend: Backend, cur: pymysql.cursors.Cursor, query: str, args: Any
-    ) -> int:
-        """fastest_response: the statement's round trip feeds its server's moving average."""
-        start = time.perf_counter()
-        result = cur.execute(query, args)
-        record_latency(backend.address, time.perf_counter() - start)
-        self.connection._after(backend, cur)
-        return result
-
-    def _run_again(self, exc: err.MySQLError, query: str, args: Any) -> int:
-        """The statement failed: retry it where the rules allow (see msplugin.retry), else
-        raise. The failed backend is the last used one (a session check may have moved the
-        read to the master)."""
-        conn = self.connection
-        conn._lane_close()
-        attempt = 0
-        while True:
-            failed = conn._last_used
-            assert failed is not None
-            backend = conn._recover(failed, exc, query, attempt)
-            attempt += 1
-            try:
-                return self._run(backend, query, args)
-            except err.MySQLError as again:
-                exc = again
-
-    def _execute_checked(
-        self, backend: Backend, cur: pymysql.cursors.Cursor, query: str, args: Any
-    ) -> int:
-        """A session-consistent read: run it on the replica only if it has the GTID.
-
-        With multi-statements enabled on the replica the check travels in the same packet as
-        the read (one round trip); its result is discarded if the check fails. Either way a
-        failed check re-runs the read on the master; only reads get here, so running one
-        twice is harmless.
-        """
-        conn = self.connection
-        check = conn._check
-        assert check is not None
-        conn._check = None
-        if backend.multi_statements:
-            # PyMySQL interpolates args into the whole text: a % of the check must be doubled.
-            prefix = check if args is None else check.replace("%", "%%")
-            if conn._run_check(cur, f"{prefix};{query}", args):
-                cur.nextset()
-                conn._check_result(backend, True)
-                conn._after(backend, cur)
-                return cur.rowcount
-        elif conn._run_check(cur, check, None):
-            conn._check_result(backend, True)
-            result = cur.execute(query, args)
-            conn._after(backend, cur)
-            return result
-        conn._check_result(backend, False)
-        master = conn._master()
-        conn._last_used = master
-        conn._stats.counts["use_master_session"] += 1
-        if route_logger.isEnabledFor(logging.DEBUG):
-            route_logger.debug(
-                "%s -> %s: session check failed on %s", _cut(query), master.name, backend.name
-            )
-        mcur = self._cursor_for(master)
-        self._current = mcur
-        result = mcur.execute(query, args)
-        conn._after(master, mcur)
-        return result
-
-    def executemany(self, query: str, args: Sequence[Any]) -> int | None:
-        """Route *query* once and run it for every item of *args* on that backend."""
-        conn = self.connection
-        backend = conn._route(query)
-        if conn._check is not None:
-            # A session read that would need a per-execution check: the master has the data.
-            conn._check = None
-            backend = conn._master()
-            conn._last_used = backend
-            conn._stats.counts["use_master_session"] += 1
-        return self._run_once(
-            backend, lambda cur: cur.executemany(query, args), "executemany() is never retried"
-        )
-
-    def callproc(self, procname: str, args: Sequence[Any] = ()) -> Any:
-        """Call a stored procedure on the master (PEP 249 .callproc())."""
-        backend = self.connection._route("CALL")
-        return self._run_once(
-            backend, lambda cur: cur.callproc(procname, args), "a procedure call is never retried"
-        )
-
-    def _run_once(
-        self, backend: Backend, run: Callable[[pymysql.cursors.Cursor], _T], refusal: str
-    ) -> _T:
-        """Run a call that is never retried (it may have run in part): a lost connection
-        raises with *refusal*."""
-        conn = self.connection
-        cur = self._cursor_for(backend)
-        self._current = cur
-        try:
-            result = run(cur)
-        except err.MySQLError as exc:
-            conn._raise_if_lost(backend, exc, refusal)
-            raise
-        conn._after(backend, cur)
-        return result
-
-    def _result(self) -> pymysql.cursors.Cursor:
-        cur = self._current
-        if cur is None:
-            raise err.ProgrammingError("execute() first")
-        return cur
-
-    def fetchone(self) -> Any:
-        cur = self._current  # not self._result(): a call less per row
-        if cur is None:
-            raise err.ProgrammingError("execute() first")
-        return cur.fetchone()
-
-    def fetchmany(self, size: int | None = None) -> Any:
-        # arraysize is this cursor's: the backend cursor may predate a change to it.
-        return self._result().fetchmany(self.arraysize if size is None else size)
-
-    def fetchall(self) -> Any:
-        cur = self._current  # not self._result(): a call less per statement
-        if cur is None:
-            raise err.ProgrammingError("execute() first")
-        return cur.fetchall()
-
-    def nextset(self) -> bool | None:
-        return self._result().nextset()
-
-    def scroll(self, value: int, mode: str = "relative") -> None:
-        self._result().scroll(value, mode)
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self.fetchone, None)
-
-    @property
-    def description(self) -> Any:
-        return self._current.description if self._current is not None else None
-
-    @property
-    def rowcount(self) -> int:
-        return self._current.rowcount if self._current is not None else -1
-
-    @property
-    def lastrowid(self) -> int | None:
-        return self._current.lastrowid if self._current is not None else None
-
-    @property
-    def rownumber(self) -> int:
-        return self._current.rownumber if self._current is not None else 0
-
-    def setinputsizes(self, *args: Any) -> None:
-        """Does nothing (PEP 249 allows it)."""
-
-    def setoutputsize(self, *args: Any) -> None:
-        """Does nothing (PEP 249 allows it)."""
-
-    def close(self) -> None:
-        """Close the backend cursors; the cursor cannot be used afterwards."""
-        for cur in self._cursors.values():
-            cur.close()
-        self._cursors.clear()
-        self._closed = True
-
-    def __enter__(self) -> Cursor:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -1,8 +1,13 @@
 """A per-process monitor of replica status, shared by every facade connection.
 
-It caches each watched replica's replication state (threads running, lag) and
-refreshes it in a background thread at the group's ``replica_status_interval``, so that an
-``age`` limit costs no status query per read (what made mysqlnd_ms's age filter expensive).
+It caches each watched replica's replication state (threads running, lag) and refreshes it in
+a background thread at the group's ``replica_status_interval``, so that neither an ``age``
+limit nor the rule that keeps reads off replicas that stopped replicating costs a status query
+per read (what made mysqlnd_ms's age filter expensive).
+
+``not_replicating`` maps each replica seen with a replication thread not running (stopped,
+broken, or the IO thread reconnecting) to when that was first seen; it is empty while every
+replica replicates, so the statement path pays a truth test.
 """
 
 from __future__ import annotations
@@ -18,11 +23,19 @@ from typing import Any, Final
 import pymysql
 import pymysql.cursors
 
-__all__ = ["ReplicaStatus", "monitor"]
+from msplugin import driver, health
+
+__all__ = ["ReplicaStatus", "monitor", "not_replicating"]
 
 logger = logging.getLogger("msplugin.monitor")
 
 Key = tuple[str, int, str, str]  # host, port, socket, user
+# A status query that takes longer than this is abandoned (the health check finds hung servers).
+QUERY_TIMEOUT: Final = 2.0
+
+# Replicas (host, port, socket) whose replication threads are not both running, and since
+# when (monotonic): written by the monitor thread only, read on the statement path.
+not_replicating: dict[driver.Address, float] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,10 +45,16 @@ class ReplicaStatus:
     lag: float | None  # seconds behind the master; None when unknown (threads stopped)
     checked_at: float
     error: str = ""
+    known: bool = True  # a replication status was read (False: an error, or not a replica)
+    stopped_since: float | None = None  # first check of a run that saw a thread not running
 
     def within(self, age: float) -> bool:
         """Replicating and at most *age* seconds behind."""
         return self.io_running and self.sql_running and self.lag is not None and self.lag <= age
+
+    @property
+    def replicating(self) -> bool:
+        return self.io_running and self.sql_running
 
 
 @dataclass
@@ -43,7 +62,8 @@ class _Target:
     params: dict[str, Any]  # PyMySQL connect() keywords, password included: never logged
     interval: float
     due: float = 0.0
-    conn: pymysql.connections.Connection[Any] | None = None
+    conn: driver.Connection | None = None
+    warned: bool = False
 
 
 class ReplicaMonitor:
@@ -56,22 +76,29 @@ class ReplicaMonitor:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def watch(self, key: Key, params: Mapping[str, Any], interval: float) -> None:
-        """Start watching a replica; the first status is fetched before this returns."""
+    def watch(
+        self, key: Key, params: Mapping[str, Any], interval: float, *, wait: bool = True
+    ) -> None:
+        """Start watching a replica; with *wait*, the first status is fetched before this
+        returns (``age`` needs it for the first read), else by the monitor thread."""
         with self._lock:
             target = self._targets.get(key)
             if target is not None:
                 target.interval = min(target.interval, interval)
-                return
-            target = _Target(dict(params), interval)
-            self._targets[key] = target
-        self._refresh(key, target)
+                fetched = key in self._status
+            else:
+                target = _Target(dict(params), interval)
+                self._targets[key] = target
+                fetched = False
+        if wait and not fetched:
+            self._refresh(key, target)
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._run, name="msplugin-monitor", daemon=True
                 )
                 self._thread.start()
+        self._wake.set()
 
     def status(self, key: Key) -> ReplicaStatus | None:
         return self._status.get(key)
@@ -82,6 +109,7 @@ class ReplicaMonitor:
             targets, self._targets = self._targets, {}
             self._status = {}
             thread, self._thread = self._thread, None
+        not_replicating.clear()
         self._wake.set()
         if thread is not None:
             thread.join(timeout=5)
@@ -93,6 +121,7 @@ class ReplicaMonitor:
 
     def _run(self) -> None:
         while True:
+            self._wake.clear()
             with self._lock:
                 if not self._targets:
                     return
@@ -109,21 +138,48 @@ class ReplicaMonitor:
 
     def _refresh(self, key: Key, target: _Target) -> None:
         target.due = time.monotonic() + target.interval
+        if key[:3] in health.down:
+            return  # quarantined: reads avoid it anyway, and a connect could wait its timeout
+        previous = self._status.get(key)
+        address = key[:3]
         try:
             if target.conn is None or not target.conn.open:
-                target.conn = pymysql.connect(**target.params, autocommit=True)
+                target.conn = driver.connect(internal=True, autocommit=True, **target.params)
             status = _query_status(target.conn)
+            target.warned = False
         except pymysql.err.Error as exc:
             if target.conn is not None:
                 with contextlib.suppress(pymysql.err.Error):
                     target.conn.close()
             target.conn = None
-            status = ReplicaStatus(False, False, None, time.monotonic(), str(exc.args[-1]))
-            logger.warning("replica status of %s:%s unavailable: %s", key[0], key[1], status.error)
+            status = ReplicaStatus(False, False, None, time.monotonic(), str(exc.args[-1]), False)
+            if not target.warned and address not in health.down:  # once per run of failures
+                target.warned = True
+                logger.warning(
+                    "replica status of %s:%s unavailable: %s", key[0], key[1], status.error
+                )
+        if status.known and not status.replicating:
+            since = previous.stopped_since if previous is not None else None
+            status = _with_stopped_since(status, since or status.checked_at)
+            not_replicating[address] = status.stopped_since  # type: ignore[assignment]
+        else:
+            not_replicating.pop(address, None)
         self._status[key] = status
 
 
-def _query_status(conn: pymysql.connections.Connection[Any]) -> ReplicaStatus:
+def _with_stopped_since(status: ReplicaStatus, since: float) -> ReplicaStatus:
+    return ReplicaStatus(
+        status.io_running,
+        status.sql_running,
+        status.lag,
+        status.checked_at,
+        status.error,
+        status.known,
+        since,
+    )
+
+
+def _query_status(conn: driver.Connection) -> ReplicaStatus:
     mariadb = "MariaDB" in str(conn.get_server_info())  # type: ignore[no-untyped-call]
     with conn.cursor(pymysql.cursors.DictCursor) as cur:
         cur.execute("SHOW SLAVE STATUS" if mariadb else "SHOW REPLICA STATUS")
@@ -139,7 +195,18 @@ def _query_status(conn: pymysql.connections.Connection[Any]) -> ReplicaStatus:
         lag=None if lag is None else float(lag),
         checked_at=time.monotonic(),
         error="" if row else "not a replica (no replication status)",
+        known=bool(row),
     )
+
+
+def monitor_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """*params* (a backend's connect keywords) for the monitor's own connection: short
+    timeouts, so one hung replica does not hold up the others' statuses."""
+    out = dict(params)
+    out.pop("autocommit", None)
+    timeout = min(float(out.get("connect_timeout", 10)), QUERY_TIMEOUT)
+    out.update(connect_timeout=timeout, read_timeout=QUERY_TIMEOUT, write_timeout=QUERY_TIMEOUT)
+    return out
 
 
 monitor: Final = ReplicaMonitor()

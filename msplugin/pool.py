@@ -28,6 +28,7 @@ from typing import Any, Final, TypeAlias
 import pymysql
 from pymysql.constants import SERVER_STATUS
 
+from msplugin import driver
 from msplugin.config import PoolingConfig
 from msplugin.errors import PoolTimeout
 
@@ -166,7 +167,7 @@ class Pool:
 
     def _create(self) -> Conn:
         try:
-            conn = pymysql.connect(**self._params)
+            conn = driver.connect(**self._params)
         except BaseException:
             with self._cond:
                 self.size -= 1

@@ -1,20 +1,62 @@
-"""Whether a failed statement may run again: pure rules, no I/O.
+"""Whether a failed statement may run again, and what a lost connection did to a transaction.
 
-Two cases. The backend died under the statement (a broken connection): only a read that
-changes nothing, outside any transaction and needing no session state, runs again, once, on
-another server, because it cannot have done anything the application would see twice. A
-server error listed in ``transient_error.mysql_error_codes``: the server refused the statement,
-so it ran nowhere and may be sent again to the same server, outside a transaction only (an
-error such as a deadlock rolls the whole transaction back, not only the statement).
+Pure rules, no I/O.
+
+The backend died under the statement (a broken connection). If the command never reached the
+server (*sent* false: PyMySQL failed before the whole command was written), it did not run, so
+it runs again on a new connection, outside a transaction and with no session state to lose. If
+it may have reached the server, only a read that changes nothing, outside any transaction and
+needing no session state, runs again, once, on another server: it cannot have done anything the
+application would see twice. A transaction never survives its connection: the server rolls it
+back, unless the statement that broke was the one that commits it.
+
+A server error listed in ``transient_error.mysql_error_codes``: the server refused the
+statement, so it ran nowhere and may be sent again to the same server, outside a transaction
+only (an error such as a deadlock rolls the whole transaction back, not only the statement).
 """
 
 from __future__ import annotations
+
+from typing import Final
 
 from msplugin.classify import Classification
 from msplugin.routing import NO_TRANSACTION
 from msplugin.state import NOTHING, Effects
 
-__all__ = ["after_disconnect", "after_server_error"]
+__all__ = [
+    "IMPLICIT_COMMIT",
+    "after_disconnect",
+    "after_server_error",
+    "lost_commit",
+    "lost_transaction",
+]
+
+# First keywords of statements that commit the open transaction before they run (MariaDB's
+# "statements that cause an implicit commit"): when one breaks, the transaction's earlier
+# statements may have been committed.
+IMPLICIT_COMMIT: Final = frozenset(
+    {
+        "ALTER",
+        "CREATE",
+        "DROP",
+        "RENAME",
+        "TRUNCATE",
+        "GRANT",
+        "REVOKE",
+        "LOCK",
+        "UNLOCK",
+        "ANALYZE",
+        "CHECK",
+        "OPTIMIZE",
+        "REPAIR",
+        "FLUSH",
+        "RESET",
+        "CACHE",
+        "LOAD",
+        "BEGIN",
+        "START",
+    }
+)
 
 
 def after_disconnect(
@@ -24,20 +66,26 @@ def after_disconnect(
     eff: Effects,
     held_state: bool,
     other_servers: bool,
+    sent: bool = True,
 ) -> str | None:
     """Why a statement whose connection broke must not be retried; None if it may be, once.
 
-    *role* is the dead backend's, *eff* what the statement touches of the session, and
-    *held_state* whether the application had left session state on the dead backend.
+    *role* is the dead backend's, *eff* what the statement touches of the session,
+    *held_state* whether the application had left session state on the dead backend, and
+    *sent* whether the command may have reached the server.
     """
-    if not c.read:
-        return "it is not a read, and it may have run before the connection broke"
     if trx_context != NO_TRANSACTION:
         return "it ran inside a transaction, which ended when the connection broke"
     if eff is not NOTHING:
         return "it depends on or changes session state, which was lost with the connection"
     if held_state:
         return "the session on that server held state the application had set"
+    if not sent:
+        return None  # it never reached the server: nothing ran, so nothing runs twice
+    if c.trx in ("begin", "begin_ro"):
+        return None  # nothing a BEGIN did outlives its session
+    if not c.read:
+        return "it is not a read, and it may have run before the connection broke"
     if c.statements > 1:
         return "it is a multi-statement string"
     if role != "slave":
@@ -45,6 +93,35 @@ def after_disconnect(
     if not other_servers:
         return "no other server is available"
     return None
+
+
+def lost_transaction(trx: str, first_keyword: str, sent: bool) -> str:
+    """What is known of the open transaction when a statement of it lost its connection.
+
+    *trx* is the statement's transaction kind (classify), *first_keyword* its first keyword
+    (upper case), *sent* whether the command may have reached the server.
+    """
+    if trx in ("end", "xa_end") and first_keyword in ("COMMIT", "XA"):
+        return lost_commit(sent)
+    if sent and first_keyword in IMPLICIT_COMMIT:
+        return (
+            f"{first_keyword} commits the open transaction before it runs: the transaction's "
+            "earlier statements may have been committed, and whether this one ran is unknown"
+        )
+    return (
+        "the transaction did not commit: the server rolls it back when its connection breaks; "
+        "roll back, then run the whole transaction again"
+    )
+
+
+def lost_commit(sent: bool) -> str:
+    """What is known of a transaction whose COMMIT lost its connection."""
+    if not sent:
+        return "the connection broke before COMMIT was sent: the transaction did not commit"
+    return (
+        "COMMIT was sent and no reply came: whether the transaction committed is unknown; "
+        "check before running it again"
+    )
 
 
 def after_server_error(code: int, codes: tuple[int, ...], trx_context: str) -> bool:

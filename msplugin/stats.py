@@ -29,6 +29,7 @@ STAT_NAMES: Final = (
     "use_master_qos_strong",
     "use_master_no_slaves",
     "use_master_failover",
+    "use_slave_stale",
     "lazy_connections_slave_success",
     "lazy_connections_slave_failure",
     "lazy_connections_master_success",
@@ -57,6 +58,7 @@ STAT_NAMES: Final = (
     "state_server_changes",
     "connections_lost",
     "read_retries",
+    "unsent_retries",
     "transient_error_retries",
 )
 

@@ -17,7 +17,7 @@ from live import scalar
 import msplugin
 from msplugin import health
 from msplugin.pool import pool_stats
-from msplugin.sandbox import APP_USER, Sandbox
+from msplugin.sandbox import APP_USER, DATABASE, Sandbox
 
 pytestmark = pytest.mark.integration
 
@@ -36,12 +36,17 @@ def clean_pools(sandbox: Sandbox) -> Iterator[None]:
 
 
 def app_connections(sandbox: Sandbox) -> dict[str, int]:
-    """Connections of the application user open on each server, as the servers count them."""
+    """Connections of the application user open on each server, as the servers count them.
+
+    msplugin's own health checks and replica monitors log in as the same user but with no
+    database; the application's connections are in the sandbox's database.
+    """
     out = {}
     for node in sandbox.nodes:
         with sandbox.admin(node) as admin, admin.cursor() as cur:
             cur.execute(
-                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = %s", (APP_USER,)
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = %s AND DB = %s",
+                (APP_USER, DATABASE),
             )
             row = cur.fetchone()
             assert row is not None

@@ -160,10 +160,10 @@ def test_random_spreads_and_weights_bias() -> None:
 
 def test_the_fast_lane_sees_the_routing_log_level_change() -> None:
     """The lane reads logging's per-logger cache instead of calling isEnabledFor(); this
-    Python's logging must fill and empty it as msplugin.connection expects."""
+    Python's logging must fill and empty it as msplugin.cursor expects."""
     import logging
 
-    from msplugin import connection
+    from msplugin import cursor as connection
 
     log = logging.getLogger("msplugin.routing")
     level = log.level
