@@ -1167,6 +1167,7 @@ class Connection:
             return self._transient(backend, exc, code, query, trx, attempt)
         sent = not driver.not_sent(exc)
         held = self._state is not None and self._state.holds_state(backend.name)
+        why = _quarantine_note(backend)  # before _lost: what was known of the server
         self._lost(backend, exc)
         others = self.group.failover.strategy != "disabled" or any(
             n != backend.name for n in self._healthy()
@@ -1177,7 +1178,7 @@ class Connection:
             else after_disconnect(c, backend.role, trx, effects(query), held, others, sent)
         )
         if refusal is not None:
-            raise self._lost_error(backend, exc, refusal, trx, query, sent) from exc
+            raise self._lost_error(backend, exc, refusal, trx, query, sent, why) from exc
         retry_on = self._route_again(backend, query, sent)
         self._stats.counts["read_retries" if sent else "unsent_retries"] += 1
         logger.warning(
@@ -1233,15 +1234,14 @@ class Connection:
         trx: str = NO_TRANSACTION,
         query: str = "",
         sent: bool = True,
+        why: str = "",
     ) -> err.OperationalError:
         """The error for a statement whose connection broke and that is not run again: the
         server, what broke, why it was not retried, and what became of an open transaction."""
         code = exc.args[0] if exc.args and isinstance(exc.args[0], int) and exc.args[0] else 0
-        why = health.down.get(backend.address)
         message = (
-            f"{backend.info}: connection lost ({_detail(exc)})"
-            f"{f'; the server is quarantined: {why}' if why else ''}; "
-            f"the statement was not retried: {refusal}"
+            f"{backend.info}: connection lost ({_detail(exc)}); "
+            f"{why}the statement was not retried: {refusal}"
         )
         if trx != NO_TRANSACTION:
             c = self._c
@@ -1284,8 +1284,9 @@ class Connection:
     def _raise_if_lost(self, backend: Backend, exc: err.MySQLError, refusal: str) -> None:
         if health.is_disconnect(exc):
             trx = self._trx_context()
+            why = _quarantine_note(backend)
             self._lost(backend, exc)
-            raise self._lost_error(backend, exc, refusal, trx) from exc
+            raise self._lost_error(backend, exc, refusal, trx, why=why) from exc
 
     def _healthy(self) -> tuple[str, ...]:
         """The slaves neither failed on this connection nor quarantined in the process."""
@@ -1395,6 +1396,7 @@ class Connection:
                 b.dirty = False
                 raise
             sent = not driver.not_sent(exc)
+            why = _quarantine_note(b)
             self._lost(b, exc)
             if how == "rollback":
                 logger.warning(
@@ -1406,7 +1408,7 @@ class Connection:
                 return None
             return err.OperationalError(
                 exc.args[0] if isinstance(exc.args[0], int) else health.CR_SERVER_LOST,
-                f"commit: {b.info}: connection lost ({_detail(exc)}); {lost_commit(sent)}",
+                f"commit: {b.info}: connection lost ({_detail(exc)}); {why}{lost_commit(sent)}",
             )
         b.dirty = False
         if how == "commit" and b.role == "master":
@@ -1886,6 +1888,13 @@ def _fixed_by(c: Classification, target: Target) -> str:
     if c.hinted:
         return "a hint chose the server"
     return ""
+
+
+def _quarantine_note(backend: Backend) -> str:
+    """Why the process already quarantined *backend*'s server (hung, refused), for a message
+    about a connection to it that broke; "" if it is not quarantined."""
+    why = health.down.get(backend.address)
+    return f"the server was quarantined ({why}); " if why else ""
 
 
 def _first_value(row: Any) -> Any:

@@ -132,8 +132,12 @@ def record_failure(
     """Count a connect failure, a broken connection or a failed check; True if *key* is (now)
     quarantined.
 
-    *opened_at*: when the broken connection was opened (monotonic); a connection older than
-    the server's last return from quarantine broke in that outage, which already counted.
+    *opened_at*: when the broken connection was opened (monotonic), None for a failure of
+    the server itself (a connect, a health check). A connection older than the server's last
+    return from quarantine broke in that outage, which already counted. One broken connection
+    says little of the server (a KILL, an idle timeout, a restart that is over): the process's
+    other connections to it are interrupted only once the server itself failed, at once for a
+    failed connect or check, else when the first probe cannot connect either.
     *probe_params* (PyMySQL connect() keywords, password included, never logged) are what the
     background probe connects with.
     """
@@ -155,17 +159,15 @@ def record_failure(
         params = dict(probe_params)
         timeout = float(params.get("connect_timeout", 10))
         params["connect_timeout"] = max(0.1, min(timeout, config.interval))
+        confirmed = opened_at is None
         server.probe = threading.Thread(
             target=_probe,
-            args=(key, server, params, config.interval),
+            args=(key, server, params, config.interval, confirmed),
             name=f"msplugin-probe-{key[0]}:{key[1]}",
             daemon=True,
         )
         server.probe.start()
-    # Every session with the server ends now: a statement blocked on it fails instead of
-    # waiting for it, and an idle connection fails before its next statement is sent.
-    interrupted = driver.interrupt(key)
-    discard_idle(*key)
+    interrupted = _end_sessions(key) if confirmed else 0
     logger.warning(
         "server %s quarantined after %d failure(s): %s; probing every %g s%s",
         label,
@@ -177,6 +179,15 @@ def record_failure(
     return True
 
 
+def _end_sessions(key: ServerKey) -> int:
+    """The server failed: every session with it ends now. A statement blocked on it fails
+    instead of waiting for it, and an idle connection fails before its next statement is
+    sent (so that statement may run elsewhere). Returns how many were interrupted."""
+    interrupted = driver.interrupt(key)
+    discard_idle(*key)
+    return interrupted
+
+
 def record_success(key: ServerKey) -> None:
     """A connect to *key* worked: forget its failures (called off the statement path)."""
     server = _servers.get(key)
@@ -185,22 +196,28 @@ def record_success(key: ServerKey) -> None:
             server.failures = 0
 
 
-def _probe(key: ServerKey, server: _Server, params: dict[str, Any], interval: float) -> None:
+def _probe(
+    key: ServerKey, server: _Server, params: dict[str, Any], interval: float, confirmed: bool
+) -> None:
     # The first probe runs at once: one broken connection (a KILL, an idle timeout) must not
     # keep a healthy server out of rotation for a whole interval.
     stop = server.stop
     first = True
     while first or not stop.wait(interval):
-        first = False
         try:
             driver.connect(internal=True, **params).close()
         except pymysql.err.OperationalError as exc:
             if is_disconnect(exc):
                 logger.debug("probe of %s: still down (%s)", server.label, exc.args[-1])
+                if first and not confirmed:
+                    n = _end_sessions(key)
+                    logger.debug("%s is down: %d connection(s) interrupted", server.label, n)
+                first = False
                 continue
             # A server error (access denied, too many connections): the server answers.
         except Exception as exc:  # a probe thread must never die silently
             logger.debug("probe of %s failed: %r", server.label, exc)
+            first = False
             continue
         with _lock:
             if stop.is_set():

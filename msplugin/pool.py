@@ -208,8 +208,8 @@ class Pool:
             return
         try:
             self._reset(conn)
-        except pymysql.err.Error as exc:
-            logger.info("pool for %s: reset failed (%s); connection closed", self.label, exc)
+        except Exception as exc:  # whatever broke, returning a connection never fails close()
+            logger.info("pool for %s: reset failed (%r); connection closed", self.label, exc)
             self._drop(conn)
             return
         self.put_back(conn, reset=True)

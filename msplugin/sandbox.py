@@ -150,6 +150,7 @@ class Sandbox:
             raise SandboxError("--replicas must be >= 0")
         binary, flavor = find_server_binary()
         base.mkdir(parents=True, exist_ok=True)
+        base.chmod(0o700)  # logs, sockets and the config with passwords: the owner's only
         nodes = [
             Node(
                 name="primary" if i == 0 else f"replica{i}",
@@ -206,7 +207,7 @@ class Sandbox:
         datadir = Path(node.datadir)
         if datadir.exists():
             shutil.rmtree(datadir)
-        Path(node.tmpdir).mkdir(parents=True, exist_ok=True)
+        Path(node.tmpdir).mkdir(mode=0o700, parents=True, exist_ok=True)
         log = datadir.with_suffix(".install.log").open("wb")
         if self.flavor == "mariadb":
             install = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
@@ -303,11 +304,7 @@ class Sandbox:
         app_password = secrets.token_urlsafe(18)
         mariadb = self.flavor == "mariadb"
         for node in self.nodes:
-            with self.admin(node, password="") as c, c.cursor() as cur:
-                cur.execute("SET sql_log_bin = 0")
-                cur.execute(
-                    "ALTER USER 'root'@'localhost' IDENTIFIED BY %s", (self._root_password,)
-                )
+            self._lock_accounts(node)
         with self.admin(self.primary) as c, c.cursor() as cur:
             cur.execute("CREATE USER 'repl'@'127.0.0.1' IDENTIFIED BY %s", (repl_password,))
             cur.execute("GRANT REPLICATION SLAVE ON *.* TO 'repl'@'127.0.0.1'")
@@ -324,7 +321,8 @@ class Sandbox:
                 if mariadb:
                     cur.execute(
                         "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%s, "
-                        "MASTER_USER='repl', MASTER_PASSWORD=%s, MASTER_USE_GTID=slave_pos",
+                        "MASTER_USER='repl', MASTER_PASSWORD=%s, MASTER_USE_GTID=slave_pos, "
+                        "MASTER_CONNECT_RETRY=1",
                         (self.primary.port, repl_password),
                     )
                     cur.execute("START SLAVE")
@@ -332,12 +330,34 @@ class Sandbox:
                     cur.execute(
                         "CHANGE REPLICATION SOURCE TO SOURCE_HOST='127.0.0.1', SOURCE_PORT=%s, "
                         "SOURCE_USER='repl', SOURCE_PASSWORD=%s, SOURCE_AUTO_POSITION=1, "
-                        "GET_SOURCE_PUBLIC_KEY=1",
+                        "GET_SOURCE_PUBLIC_KEY=1, SOURCE_CONNECT_RETRY=1",
                         (self.primary.port, repl_password),
                     )
                     cur.execute("START REPLICA")
         self.wait_replicated(position)
         self._write_config(app_password)
+
+    def _lock_accounts(self, node: Node) -> None:
+        """No account without a password: root@localhost (the unix socket) gets the generated
+        root password, system accounts (mariadb.sys, mysql.*) a random one, and every other
+        account the installer made (root at 127.0.0.1, ::1 and the host name, anonymous
+        users) is dropped."""
+        with self.admin(node, password="") as c, c.cursor() as cur:
+            cur.execute("SET sql_log_bin = 0")
+            cur.execute("SELECT User, Host FROM mysql.user")
+            accounts = [(str(u), str(h)) for u, h in cur.fetchall()]
+            for user, host in accounts:
+                if (user, host) == ("root", "localhost"):
+                    cur.execute(
+                        "ALTER USER 'root'@'localhost' IDENTIFIED BY %s", (self._root_password,)
+                    )
+                elif user == "mariadb.sys" or user.startswith("mysql."):
+                    cur.execute(
+                        "ALTER USER %s@%s IDENTIFIED BY %s ACCOUNT LOCK",
+                        (user, host, secrets.token_urlsafe(18)),
+                    )
+                else:
+                    cur.execute("DROP USER %s@%s", (user, host))
 
     def wait_replicated(self, position: str | None = None, timeout: float = 20.0) -> None:
         """Wait until every replica has applied the primary's GTID *position* (default: now)."""
@@ -467,8 +487,10 @@ class Sandbox:
             while _threads_stopped(node.pid) != want_stopped and time.monotonic() < deadline:
                 time.sleep(0.005)
         elif sig in (signal.SIGKILL, signal.SIGTERM):
+            # Until the process has exited, its sockets closed (a zombie or reaped): what a
+            # client sees right after kill() is the server gone, not going.
             deadline = time.monotonic() + 30
-            while _pid_alive(node.pid, node.datadir) and time.monotonic() < deadline:
+            while not _exited(node.pid) and time.monotonic() < deadline:
                 with contextlib.suppress(ChildProcessError):
                     os.waitpid(node.pid, os.WNOHANG)
                 time.sleep(0.02)
@@ -489,6 +511,23 @@ class Sandbox:
 
     def __exit__(self, *exc: object) -> None:
         self.down()
+
+
+def _exited(pid: int) -> bool:
+    """True once *pid* has exited with all its threads: gone from /proc, or a zombie (state
+    Z) whose other threads are gone too. The last thread to exit closes the files, so only
+    then are the server's sockets closed."""
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return not Path(f"/proc/{pid}").exists()
+    states = []
+    for task in tasks:
+        try:
+            states.append((task / "stat").read_text().rsplit(")", 1)[1].split()[0])
+        except OSError:
+            continue  # this thread is gone; the others decide
+    return bool(states) and all(st in ("Z", "X") for st in states)
 
 
 def _threads_stopped(pid: int) -> bool:

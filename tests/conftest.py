@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import msplugin
+from msplugin import health
 from msplugin.sandbox import Sandbox
 
 
@@ -28,6 +32,51 @@ def make_config(sandbox: Sandbox, tmp_path: Path) -> Callable[..., str]:
 
     def make(**group_keys: Any) -> str:
         data = json.loads(sandbox.config_path.read_text())
+        data["sandbox"].update(group_keys)
+        path = tmp_path / f"config{len(list(tmp_path.iterdir()))}.json"
+        path.write_text(json.dumps(data))
+        return str(path)
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def fsb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """A sandbox of the test module's own, for tests that kill, stop or restart servers,
+    with a table t (id, v). replica1 is slave_0 (server_id 2), replica2 slave_1 (3)."""
+    sb = Sandbox.up(tmp_path_factory.mktemp("faults"), replicas=2)
+    try:
+        with msplugin.connect("sandbox", config=str(sb.config_path)) as c:
+            c.cursor().execute("CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v INT)")
+        sb.wait_replicated()
+        yield sb
+    finally:
+        for node in sb.nodes:  # never leave a stopped server behind
+            if node.pid:
+                with contextlib.suppress(Exception):  # already gone
+                    sb.kill(node.name, signal.SIGCONT)
+        sb.down(purge=True)
+        msplugin.close_pools()
+        health.reset()
+
+
+@pytest.fixture
+def fresh_health(fsb: Sandbox) -> Iterator[None]:
+    """The test starts with every server of *fsb* running and nothing quarantined."""
+    for node in fsb.nodes:
+        if not node.pid:
+            fsb.start(node.name)
+    health.reset()
+    yield
+    health.reset()
+
+
+@pytest.fixture
+def fault_config(fsb: Sandbox, tmp_path: Path) -> Callable[..., str]:
+    """Write a copy of *fsb*'s config with group keys changed; return its path."""
+
+    def make(**group_keys: Any) -> str:
+        data = json.loads(fsb.config_path.read_text())
         data["sandbox"].update(group_keys)
         path = tmp_path / f"config{len(list(tmp_path.iterdir()))}.json"
         path.write_text(json.dumps(data))

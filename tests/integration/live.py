@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import msplugin
 from msplugin.sandbox import Sandbox
 
@@ -48,3 +51,25 @@ def only_slave_0(
     group: str, query: str, masters: list[str], slaves: list[str], last: str | None, trx: bool
 ) -> tuple[list[str], list[str]]:
     return masters, [s for s in slaves if s == "slave_0"]
+
+
+def ids(conn: msplugin.Connection, n: int) -> list[int]:
+    """Run ``SELECT @@server_id`` *n* times; the server ids that answered."""
+    cur = conn.cursor()
+    out = []
+    for _ in range(n):
+        cur.execute("SELECT @@server_id")
+        row = cur.fetchone()
+        assert row is not None
+        out.append(int(row[0]))
+    return out
+
+
+def wait_until(cond: Callable[[], bool], timeout: float) -> float:
+    """Wait until *cond()* holds; the seconds it took. AssertionError after *timeout*."""
+    start = time.monotonic()
+    while not cond():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"not within {timeout} s")
+        time.sleep(0.02)
+    return time.monotonic() - start

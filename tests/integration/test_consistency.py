@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 
+import pymysql.cursors
 import pytest
 from live import PRIMARY, REPLICAS, server_id, setup
 
@@ -254,3 +255,78 @@ def test_injection_errors_are_reported_or_logged(make_config: Callable[..., str]
     ) as c:
         c.cursor().execute("INSERT INTO ryw (v) VALUES (1)")
         assert server_id(c) == PRIMARY  # GTID unknown: the session read goes to the master
+
+
+FUTURE = "0-1-999999999"  # a GTID no replica has: its check fails, the master answers
+
+
+def first(row: object) -> object:
+    """The first column of a row of any cursor class."""
+    assert row is not None
+    return next(iter(row.values())) if isinstance(row, dict) else row[0]  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    "cursorclass",
+    [
+        pymysql.cursors.Cursor,
+        pymysql.cursors.DictCursor,
+        pymysql.cursors.SSCursor,
+        pymysql.cursors.SSDictCursor,
+    ],
+    ids=lambda c: c.__name__,
+)
+@pytest.mark.parametrize("checked", ["in the read's packet", "as a statement of its own"])
+def test_every_cursor_class_works_on_every_session_path(
+    sandbox: Sandbox,
+    make_config: Callable[..., str],
+    cursorclass: type[pymysql.cursors.Cursor],
+    checked: str,
+) -> None:
+    # A group configured for session consistency opens replicas with multi-statements (the
+    # check travels with the read); set_qos("session") at run time sends it on its own.
+    if checked == "in the read's packet":
+        config = make_config(filters={"quality_of_service": {"session_consistency": 1}})
+    else:
+        config = str(sandbox.config_path)
+    with msplugin.connect("sandbox", config=config, cursorclass=cursorclass) as c:
+        cur = c.cursor()
+        cur.execute("SELECT v FROM ryw LIMIT 1")  # eventual or session, nothing written yet
+        cur.fetchall()
+        c.set_qos("session")
+        cur.execute("INSERT INTO ryw (v) VALUES (%s)", (4242,))
+        new_id = cur.lastrowid
+        sandbox.wait_replicated()
+        cur.execute("SELECT v, @@server_id FROM ryw WHERE id = %s", (new_id,))
+        row = cur.fetchone()
+        assert first(row) == 4242 and c.last_used is not None
+        assert c.last_used.role == "slave"  # the check passed on the replica
+        assert cur.fetchone() is None
+        c.set_qos("session", gtid=FUTURE)
+        cur.execute("SELECT v FROM ryw WHERE id = %s", (new_id,))
+        assert [first(r) for r in cur.fetchall()] == [4242]
+        assert c.last_used is not None and c.last_used.role == "master"  # the check failed
+        assert c.stats()["gtid_check_failed"] == 1
+        cur.executemany("SELECT v FROM ryw WHERE id = %s", [(new_id,)])
+        assert [first(r) for r in cur.fetchall()] == [4242]
+
+
+def test_create_table_then_select_from_it_on_fresh_connections(
+    make_config: Callable[..., str],
+) -> None:
+    """A replica that has not the table yet fails the read that follows the check in the same
+    packet; the read runs on the master instead of the replica's error reaching the caller."""
+    config = make_config(filters={"quality_of_service": {"session_consistency": 1}})
+    errors = []
+    for i in range(40):
+        with msplugin.connect("sandbox", config=config) as c:
+            cur = c.cursor()
+            try:
+                cur.execute(f"CREATE TABLE fresh_{i} (a INT)")
+                cur.execute(f"SELECT COUNT(*) FROM fresh_{i}")
+                assert cur.fetchone() == (0,)
+            except msplugin.Error as exc:
+                errors.append(f"{i}: {exc}")
+            finally:
+                cur.execute(f"DROP TABLE IF EXISTS fresh_{i}")
+    assert errors == []
