@@ -12,8 +12,16 @@ import sqlparse
 
 import msplugin
 from msplugin.classify import CLASSIFIERS, classify
-from msplugin.config import CONFIG_ENV, DEFAULT_CONFIG_FILE, Config, load_config
-from msplugin.errors import ConfigError
+from msplugin.config import (
+    CONFIG_ENV,
+    DEFAULT_CONFIG_FILE,
+    Config,
+    GroupConfig,
+    load_config,
+    resolve_config_path,
+)
+from msplugin.errors import ConfigError, ProgrammingError
+from msplugin.filters import load_callback
 from msplugin.sandbox import DEFAULT_DIR, Sandbox, SandboxError, format_status
 
 __all__ = ["main"]
@@ -21,42 +29,60 @@ __all__ = ["main"]
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="msplugin", description=msplugin.__doc__.splitlines()[0] if msplugin.__doc__ else None
+        prog="msplugin",
+        description=msplugin.__doc__.splitlines()[0] if msplugin.__doc__ else None,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    p.add_argument("--version", action="version", version=f"msplugin {msplugin.__version__}")
     sub = p.add_subparsers(dest="command", required=True)
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    where = f"default: ${CONFIG_ENV}, else ./{DEFAULT_CONFIG_FILE}"
 
     sb = sub.add_parser("sandbox", help="a local replicated MariaDB/MySQL topology")
     sbs = sb.add_subparsers(dest="action", required=True)
-    up = sbs.add_parser("up", help="start 1 primary and N replicas")
-    up.add_argument("--replicas", type=int, default=2)
-    up.add_argument("--dir", default=DEFAULT_DIR)
-    down = sbs.add_parser("down", help="stop the servers this sandbox started")
-    down.add_argument("--dir", default=DEFAULT_DIR)
+    up = sbs.add_parser("up", help="start 1 primary and N replicas", formatter_class=fmt)
+    up.add_argument("--replicas", type=int, default=2, help="how many replicas")
+    up.add_argument("--dir", default=DEFAULT_DIR, help="the sandbox's directory")
+    down = sbs.add_parser("down", help="stop the servers this sandbox started", formatter_class=fmt)
+    down.add_argument("--dir", default=DEFAULT_DIR, help="the sandbox's directory")
     down.add_argument("--purge", action="store_true", help="also delete the directory")
-    st = sbs.add_parser("status", help="role, port, replication state and lag of each server")
-    st.add_argument("--dir", default=DEFAULT_DIR)
-    kill = sbs.add_parser("kill", help="signal one server (default SIGKILL), to test failover")
+    st = sbs.add_parser(
+        "status", help="role, port, replication state and lag of each server", formatter_class=fmt
+    )
+    st.add_argument("--dir", default=DEFAULT_DIR, help="the sandbox's directory")
+    kill = sbs.add_parser("kill", help="signal one server, to test failover", formatter_class=fmt)
     kill.add_argument("node", help="primary, replica1, ...")
-    kill.add_argument("--signal", default="KILL", choices=("KILL", "TERM", "STOP", "CONT"))
-    kill.add_argument("--dir", default=DEFAULT_DIR)
-    start = sbs.add_parser("start", help="start one stopped server again")
-    start.add_argument("node")
-    start.add_argument("--dir", default=DEFAULT_DIR)
+    kill.add_argument(
+        "--signal",
+        default="KILL",
+        choices=("KILL", "TERM", "STOP", "CONT"),
+        help="KILL crashes it, STOP hangs it with its sockets open, CONT resumes it",
+    )
+    kill.add_argument("--dir", default=DEFAULT_DIR, help="the sandbox's directory")
+    start = sbs.add_parser("start", help="start one stopped server again", formatter_class=fmt)
+    start.add_argument("node", help="primary, replica1, ...")
+    start.add_argument("--dir", default=DEFAULT_DIR, help="the sandbox's directory")
 
-    demo = sub.add_parser("demo", help="the state-pitfall demo (starts a sandbox if no --config)")
-    demo.add_argument("--config")
-    demo.add_argument("--group")
+    demo = sub.add_parser(
+        "demo", help="the state-pitfall demo (starts a sandbox if no --config)", formatter_class=fmt
+    )
+    demo.add_argument("--config", help="a configuration file; default: a new sandbox's")
+    demo.add_argument("--group", help="default: the file's only group")
 
-    check = sub.add_parser("check-config", help="validate a configuration file")
-    check.add_argument("file")
+    check = sub.add_parser(
+        "check-config",
+        help="validate a configuration file and show each group's effective settings",
+        formatter_class=fmt,
+    )
+    check.add_argument("file", nargs="?", help=f"the configuration file; {where}")
 
     ex = sub.add_parser("explain", help="where a statement would be routed, and why")
-    ex.add_argument(
-        "--config", help=f"default: ${CONFIG_ENV}, else ./{DEFAULT_CONFIG_FILE} if present"
-    )
+    ex.add_argument("--config", help=f"{where} if present, else the classifier alone")
     ex.add_argument("--group", help="default: the file's only group")
-    ex.add_argument("--classifier", choices=CLASSIFIERS, help="without a config: default 'default'")
-    ex.add_argument("sql")
+    ex.add_argument(
+        "--classifier", choices=CLASSIFIERS, help="without a config; default: 'default'"
+    )
+    ex.add_argument("sql", help="the statement")
     return p
 
 
@@ -102,24 +128,64 @@ def _sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_config(path: str) -> int:
+def _check_config(path: str | None) -> int:
+    """Validate the file connect() would load, import its callbacks, and print each group's
+    effective settings; exit 1 on any problem."""
+    where = resolve_config_path(path)
     try:
         config = load_config(path)
     except ConfigError as exc:
         print(f"{len(exc.problems)} problem(s):", file=sys.stderr)
         print(str(exc), file=sys.stderr)
         return 1
+    problems = []
     for group in config.groups.values():
-        lb = group.load_balancer
-        print(
-            f"group {group.name!r}: filters {' -> '.join(f.name for f in group.filters)}"
-            f"{' (sticky)' if lb.sticky else ''}, classifier {group.classifier}"
-        )
-        for s in group.servers:
-            where = s.socket or f"{s.host}:{s.port or 3306}"
-            print(f"  {s.role:<6} {s.name:<12} {where}")
-    print(f"{path}: OK")
+        for line in _effective(group):
+            print(line)
+        for f in group.filters:
+            if f.callback is not None:
+                try:
+                    load_callback(f.callback, f"{where}: {group.name}.filters.{f.name}.callback")
+                except ProgrammingError as exc:
+                    problems.append(str(exc))
+    if problems:
+        print(f"{len(problems)} problem(s):", file=sys.stderr)
+        print("\n".join(problems), file=sys.stderr)
+        return 1
+    print(f"{where}: OK")
     return 0
+
+
+def _effective(group: GroupConfig) -> list[str]:
+    """Lines describing *group* as msplugin will run it, defaults included."""
+    lb = group.load_balancer
+    qos = next((f for f in group.filters if f.name == "quality_of_service"), None)
+    level = "eventual (default)"
+    if qos is not None:
+        level = f"{qos.qos_level}" + (f", age {qos.qos_age} s" if qos.qos_age is not None else "")
+    elif group.global_transaction_id_injection is not None:
+        level = "session (global_transaction_id_injection)"
+    fo, q, pool = group.failover, group.quarantine, group.pooling
+    stopped = group.replica_stopped_limit
+    lines = [
+        f"group {group.name!r}: filters {' -> '.join(f.name for f in group.filters)}"
+        f"{' (sticky)' if lb.sticky else ''}, classifier {group.classifier}",
+        f"  service level {level}; trx_stickiness {group.trx_stickiness}; "
+        f"master_on_write {group.master_on_write}; session_state {group.session_state}; "
+        f"lazy_connections {group.lazy_connections}",
+        f"  failover {fo.strategy} (remember_failed {fo.remember_failed}, max_retries "
+        f"{fo.max_retries}); quarantine: probe every {q.interval:g} s after "
+        f"{q.failure_threshold} failure(s), health check every {q.check_interval:g} s "
+        f"(timeout {q.check_timeout:g} s)",
+        f"  replicas: status every {group.replica_status_interval:g} s, not used for reads "
+        + (f"after {stopped:g} s not replicating" if stopped is not None else "never (off)"),
+        f"  pooling {'on' if pool.enabled else 'off'}: max_size {pool.max_size}, min_size "
+        f"{pool.min_size}, queue_timeout {pool.queue_timeout:g} s, pre_ping {pool.pre_ping}",
+    ]
+    for s in group.servers:
+        place = s.socket or f"{s.host}:{s.port or 3306}"
+        lines.append(f"  {s.role:<6} {s.name:<12} {place}")
+    return lines
 
 
 def _explain(args: argparse.Namespace) -> int:

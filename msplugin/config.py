@@ -8,6 +8,7 @@ JSON path so one run of ``msplugin check-config`` shows all of them.
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import re
 import threading
@@ -244,10 +245,54 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         raise ConfigError(
             source, [f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"]
         ) from None
+    dupes = duplicate_keys(raw)
+    if dupes:
+        raise ConfigError(
+            source,
+            [
+                f"{path}: duplicate key {key!r} (JSON keeps only the last one)"
+                for path, key in dupes
+            ],
+        )
     config = parse_config(data, source=source)
     with _cache_lock:
         _cache[key] = (stamp, config)
     return config
+
+
+class _Object(dict[str, Any]):
+    """A JSON object that remembers the keys it saw more than once."""
+
+    dupes: list[str]
+
+
+def _object(pairs: list[tuple[str, Any]]) -> _Object:
+    obj = _Object(pairs)
+    seen: set[str] = set()
+    obj.dupes = [k for k, _ in pairs if k in seen or seen.add(k)]  # type: ignore[func-returns-value]
+    return obj
+
+
+def duplicate_keys(raw: bytes) -> list[tuple[str, str]]:
+    """(JSON path of the object, key) for every key an object of *raw* repeats.
+
+    orjson, like most parsers, keeps the last of repeated keys silently; one copy-paste slip
+    (two "slave" blocks) would then change where statements go. Off the statement path: a
+    second parse, with the standard library, at load only.
+    """
+    found: list[tuple[str, str]] = []
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, _Object):
+            found.extend((path or "(top level)", key) for key in value.dupes)
+            for key, item in value.items():
+                walk(item, f"{path}.{key}" if path else key)
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                walk(item, f"{path}[{i}]")
+
+    walk(json.loads(raw, object_pairs_hook=_object), "")
+    return found
 
 
 def _where_from(path: str | os.PathLike[str] | None) -> str:
@@ -350,17 +395,18 @@ class _Checker:
                 )
 
     def string(self, path: str, value: object, *, secret: bool = False) -> str | None:
+        """A string; a number is taken as its text (mysqlnd_ms configs give numbers where
+        strings belong), except for a *secret*, which is never shown, only its type."""
         if isinstance(value, str):
             return value
-        # mysqlnd_ms configs sometimes give numbers where strings belong (ports, passwords).
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if not secret and isinstance(value, int | float) and not isinstance(value, bool):
             return str(value)
         shown = _kind(value) if secret else _show(value)
         self.problem(path, f"expected a string, got {shown}")
         return None
 
-    def nonempty(self, path: str, value: object) -> str | None:
-        s = self.string(path, value)
+    def nonempty(self, path: str, value: object, *, secret: bool = False) -> str | None:
+        s = self.string(path, value, secret=secret)
         if s is not None and not s.strip():
             self.problem(path, "expected a non-empty string")
             return None
@@ -519,10 +565,11 @@ def _parse_server(
     if "host" not in obj:
         chk.problem(path, "missing required key 'host'")
     else:
-        host = chk.nonempty(f"{path}.host", obj["host"])
+        # host and user are never echoed: a misplaced list may hold a password.
+        host = chk.nonempty(f"{path}.host", obj["host"], secret=True)
     port = chk.field(obj, path, "port", lambda p, v: chk.integer(p, v, 0, 65535), None)
     socket = chk.field(obj, path, "socket", chk.nonempty, None)
-    user = chk.field(obj, path, "user", chk.string, None)
+    user = chk.field(obj, path, "user", lambda p, v: chk.string(p, v, secret=True), None)
     password = chk.field(obj, path, "password", lambda p, v: chk.string(p, v, secret=True), None)
     db = chk.field(obj, path, "db", chk.string, None)
     timeout = chk.field(

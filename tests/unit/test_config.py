@@ -117,7 +117,7 @@ BAD_CASES = [
     ({"slave": {"slave_0": {"port": 3306}}}, "myapp.slave.slave_0: missing required key 'host'"),
     (
         {"slave": {"slave_0": {"host": ["db2"]}}},
-        'myapp.slave.slave_0.host: expected a string, got a list ["db2"]',
+        "myapp.slave.slave_0.host: expected a string, got a list",
     ),
     (
         {"slave": {"slave_0": {"host": "db2", "prot": 1}}},
@@ -340,3 +340,56 @@ def test_user_filter_callbacks_are_checked_at_connect(tmp_path: Path) -> None:
     path = write(tmp_path, with_group(filters=["user_multi", "random"]), name="um.json")
     with pytest.raises(msplugin.ProgrammingError, match="user_multi: needs"):
         msplugin.connect("myapp", config=path)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (
+            '{"myapp": {"master": {"master_0": {"host": "db1", "port": 1111, "port": 2222}},'
+            ' "slave": {}}}',
+            "myapp.master.master_0: duplicate key 'port'",
+        ),
+        (
+            '{"myapp": {"master": ["db1"], "slave": ["db2"], "slave": []}}',
+            "myapp: duplicate key 'slave'",
+        ),
+        (
+            '{"myapp": {"master": ["db1"], "slave": []}, "myapp": {"master": ["db9"], "slave": []}}',
+            "(top level): duplicate key 'myapp'",
+        ),
+        (
+            '{"g": {"master": [{"host": "a", "user": "u", "user": "v"}], "slave": []}}',
+            "g.master[0]: duplicate key 'user'",
+        ),
+    ],
+)
+def test_duplicate_keys_are_an_error_with_their_path(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    path = tmp_path / "dupes.json"
+    path.write_text(text)
+    with pytest.raises(msplugin.ConfigError) as info:
+        load_config(path)
+    assert f"{path}: {problem} (JSON keeps only the last one)" in str(info.value)
+
+
+@pytest.mark.parametrize("key", ["user", "password", "host"])
+@pytest.mark.parametrize("value", [["app", SECRET], {"p": SECRET}, 12345, True])
+def test_credentials_of_the_wrong_type_are_never_echoed(
+    tmp_path: Path, key: str, value: object
+) -> None:
+    server = {"host": "db1", key: value}
+    data = with_group(master={"master_0": server})
+    with pytest.raises(msplugin.ConfigError) as info:
+        load_config(write(tmp_path, data))
+    message = str(info.value)
+    assert f"myapp.master.master_0.{key}: expected a " in message
+    for shown in (SECRET, "12345", "true", "app"):
+        assert shown not in message.split(f".{key}:", 1)[1], message
+
+
+def test_a_number_is_still_a_port_or_a_db_name_but_never_a_password(tmp_path: Path) -> None:
+    ok = with_group(master={"master_0": {"host": "db1", "port": "3307", "db": 7}})
+    server = load_config(write(tmp_path, ok)).group("myapp").masters[0]
+    assert (server.port, server.db) == (3307, "7")
