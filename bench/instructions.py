@@ -4,7 +4,8 @@ Wall-clock ratios on a shared 2-core machine move by several percent from run to
 instruction counts do not (callgrind counts the same total for the same program and input).
 A child process runs the ``SELECT 1`` or primary-key SELECT loop of throughput.py N times
 through one connection, with a fixed hash seed; running it for two values of N and taking the
-difference cancels start-up, imports and connecting. Skipped, with a note, when valgrind is not
+difference cancels start-up, imports and connecting. The background health checks and replica
+monitor are off in the children (see _quiet). Skipped, with a note, when valgrind is not
 installed.
 
     python bench/instructions.py child raw|facade one|pk N CONFIG GROUP   (the measured child)
@@ -12,6 +13,7 @@ installed.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -61,9 +63,26 @@ def _count(mode: str, kind: str, n: int, config: str, group: str) -> int:
         return int(summary.group(1))
 
 
+def _quiet(config: str, group: str, directory: str) -> str:
+    """*config* with the health checks and the replica monitor off: their work follows the
+    clock, not the statements, and valgrind slows the child about fifty times, so they would
+    count dozens of times what they cost in a real run (background.py measures them)."""
+    data = json.loads(Path(config).read_text())
+    data[group]["quarantine"] = {**data[group].get("quarantine", {}), "check_interval": 0}
+    data[group]["replica_stopped_limit"] = False
+    path = Path(directory) / "quiet.json"
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
 def instructions(config: str, group: str) -> dict[str, Any]:
     if shutil.which("valgrind") is None:
         return {"skipped": "valgrind is not installed (Debian: apt-get install valgrind)"}
+    with tempfile.TemporaryDirectory() as tmp:
+        return _instructions(_quiet(config, group, tmp), group)
+
+
+def _instructions(config: str, group: str) -> dict[str, Any]:
     out: dict[str, Any] = {"statements": LARGE - SMALL}
     for kind, key in (("one", "select_1"), ("pk", "select_pk")):
         per = {

@@ -7,7 +7,9 @@ Every msplugin figure is measured in the same run as its raw PyMySQL baseline. S
 throughput.py (routed SELECT 1 and primary-key SELECT against raw PyMySQL), instructions.py
 (client instructions per statement, under valgrind), the classifier, consistency_cost.py,
 state_cost.py, pool_cost.py (pool checkout+return, facade connect+close), footprint.py (memory
-per connection) and scaling.py (1/2/4 client processes, 1 versus 2 replicas). With matplotlib
+per connection), scaling.py (1/2/4 client processes, 1 versus 2 replicas), guard_cost.py (the
+one-thread guard, under valgrind), background.py (CPU of the health checks and replica monitor)
+and fault_cost.py (a hung server, default settings). With matplotlib
 installed (the "plot" extra) it also draws bench/results.png.
 """
 
@@ -20,8 +22,13 @@ import timeit
 from pathlib import Path
 from typing import Any
 
+from background import background
+from background import report as report_background
 from consistency_cost import consistency_cost
+from fault_cost import fault_cost
+from fault_cost import report as report_fault_cost
 from footprint import footprint
+from guard_cost import guard_cost
 from instructions import instructions
 from pool_cost import pool_cost
 from pool_cost import report as report_pool_cost
@@ -127,6 +134,16 @@ def report(r: dict[str, Any]) -> None:
         "",
         f"PyMySQL {f['raw_pymysql_bytes'] / 1024:.1f} KiB",
     )
+    g = r["guard"]
+    if "skipped" not in g:
+        _row(
+            "one-thread guard, instructions per statement",
+            f"{g['flag']:.0f}",
+            "target < 100",
+            f"a list.pop() token: {g['token']:.0f}",
+        )
+    report_background(r["background"])
+    report_fault_cost(r["faults"])
     s = r["scaling"]
     print(f"read throughput, primary-key SELECT, statements/s over {s['seconds']} s")
     print(f"  {'client processes':<20}" + "".join(f"{p:>10}" for p in s["replicas_1"]))
@@ -164,6 +181,9 @@ def main() -> int:
             "pool": pool_cost(config, args.group),
             "footprint": footprint(config, args.group),
             "scaling": scaling(config, args.group),
+            "guard": guard_cost(),
+            "background": background(config, args.group),
+            "faults": fault_cost(sandbox, config, args.group),  # last: it stops servers
         }
     finally:
         if sandbox is not None:

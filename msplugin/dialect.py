@@ -40,7 +40,7 @@ class MSPluginDialect(MySQLDialect_pymysql):
 
     @util.memoized_property
     def _send_false_to_ping(self) -> bool:
-        return True  # msplugin's ping(reconnect=True) is PyMySQL's; SQLAlchemy wants False
+        return True  # msplugin's ping(reconnect) is PyMySQL's; SQLAlchemy wants False
 
     def on_connect(self) -> Callable[[DBAPIConnection], None]:
         # MySQLdb's dialect sends "SET NAMES" on connect: through msplugin that would run on

@@ -323,6 +323,14 @@ def _close(conn: driver.Connection | None) -> None:
             conn.close()
 
 
+def quarantined_since(key: ServerKey) -> float:
+    """When *key* was quarantined (monotonic); KeyError if it is not."""
+    server = _servers[key]
+    if key not in down or server.quarantined_at is None:
+        raise KeyError(key)
+    return server.quarantined_at
+
+
 def quarantined() -> dict[str, str]:
     """The quarantined servers of this process, by label, with the reason."""
     with _lock:

@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final, TypeAlias
 
 import pymysql
+from pymysql.connections import DEFAULT_CHARSET
 from pymysql.constants import SERVER_STATUS
 
 from msplugin import driver
@@ -238,9 +239,11 @@ class Pool:
         conn._execute_command(COM_RESET_CONNECTION, b"")  # type: ignore[attr-defined]
         conn._read_ok_packet()  # type: ignore[attr-defined]
         # The reset returns session variables to the server's defaults; bring back what
-        # PyMySQL's connect() set up, so every borrower gets a freshly connected session.
-        conn.set_character_set(conn.charset, conn.collation)
+        # PyMySQL's connect() set up, so every borrower gets a freshly connected session. The
+        # pool's character set, not the connection's: a borrower's set_character_set()
+        # changed that too.
         p = self._params
+        conn.set_character_set(p.get("charset") or DEFAULT_CHARSET, p.get("collation"))
         with conn.cursor() as cur:
             if p.get("sql_mode") is not None:
                 cur.execute("SET sql_mode=%s", (p["sql_mode"],))

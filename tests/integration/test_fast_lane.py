@@ -215,3 +215,28 @@ def test_a_server_marked_down_sends_lane_reads_through_routing(sandbox: Sandbox)
         assert server_id(conn) == other
         assert server_id(conn) == other
         assert READ in conn._lane
+
+
+def test_a_quarantined_server_of_another_group_leaves_the_lane_open(
+    make_config: Callable[..., str],
+) -> None:
+    """Only this group's servers matter: a server another topology of the process lost does
+    not send every read of this one through routing, and the lane's pick is the full path's."""
+    with msplugin.connect("sandbox", config=make_config(filters={"roundrobin": []})) as conn:
+        routed: list[str] = []
+        route = conn._route
+
+        def counting(query: str, picked: Any = None) -> Any:
+            routed.append(query)
+            return route(query, picked)
+
+        conn._route = counting  # type: ignore[method-assign]
+        assert [server_id(conn) for _ in range(2)] == [2, 3]
+        elsewhere = ("192.0.2.1", 3306, "")
+        health.down[elsewhere] = "test: another group's server"
+        try:
+            before = len(routed)
+            assert [server_id(conn) for _ in range(4)] == [2, 3, 2, 3]
+            assert len(routed) == before  # every one took the lane
+        finally:
+            health.down.pop(elsewhere, None)

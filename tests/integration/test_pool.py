@@ -106,6 +106,23 @@ def test_second_borrower_sees_nothing_of_the_first(
         assert cur.fetchone() == (1, "test", "utf8mb4")
 
 
+def test_api_settings_of_a_borrower_do_not_reach_the_next_one(sandbox: Sandbox) -> None:
+    """select_db(), set_character_set() and autocommit() change the PyMySQL connection
+    itself, not only the session: the pool's reset brings back the pool's own settings."""
+    cfg = str(sandbox.config_path)
+    with msplugin.connect("sandbox", config=cfg) as c:
+        first = scalar(c, "/*ms=master*/ SELECT CONNECTION_ID()")
+        c.set_character_set("latin1")
+        c.select_db("information_schema")
+        c.autocommit(False)
+    with msplugin.connect("sandbox", config=cfg) as c:
+        assert scalar(c, "/*ms=master*/ SELECT CONNECTION_ID()") == first
+        cur = c.cursor()
+        cur.execute("/*ms=master*/ SELECT @@autocommit, DATABASE(), @@character_set_client")
+        assert cur.fetchone() == (1, "test", "utf8mb4")
+        assert c.character_set_name() == "utf8mb4"
+
+
 def test_pools_are_keyed_by_user_and_password(sandbox: Sandbox, tmp_path: Path) -> None:
     data = json.loads(sandbox.config_path.read_text())
     password = data["sandbox"]["master"]["master_0"]["password"]

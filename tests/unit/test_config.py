@@ -393,3 +393,21 @@ def test_a_number_is_still_a_port_or_a_db_name_but_never_a_password(tmp_path: Pa
     ok = with_group(master={"master_0": {"host": "db1", "port": "3307", "db": 7}})
     server = load_config(write(tmp_path, ok)).group("myapp").masters[0]
     assert (server.port, server.db) == (3307, "7")
+
+
+def test_health_check_and_replica_rule_defaults_and_validation(tmp_path: Path) -> None:
+    group = load_config(write(tmp_path, BASE)).group("myapp")
+    assert (group.quarantine.check_interval, group.quarantine.check_timeout) == (1.0, 1.0)
+    assert group.replica_stopped_limit == 5.0
+    changed = with_group(
+        quarantine={"check_interval": 0, "check_timeout": "0.5"}, replica_stopped_limit=False
+    )
+    group = load_config(write(tmp_path, changed, name="c.json")).group("myapp")
+    assert (group.quarantine.check_interval, group.quarantine.check_timeout) == (0.0, 0.5)
+    assert group.replica_stopped_limit is None
+    bad = with_group(quarantine={"check_timeout": 0}, replica_stopped_limit=-1)
+    with pytest.raises(msplugin.ConfigError) as info:
+        load_config(write(tmp_path, bad, name="bad.json"))
+    message = str(info.value)
+    assert "myapp.quarantine.check_timeout: expected a number > 0 (seconds), got 0" in message
+    assert "myapp.replica_stopped_limit: expected a number >= 0 (seconds), got -1" in message
