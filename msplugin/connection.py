@@ -1683,9 +1683,7 @@ class Connection:
     def insert_id(self) -> int:
         """The last insert id of the backend that ran the previous statement (0 before any)."""
         last = self._last_used
-        if last is None or last.conn is None:
-            return 0
-        return int(last.conn.insert_id())  # type: ignore[no-untyped-call]
+        return int(last.conn.insert_id()) if last is not None and last.conn is not None else 0  # type: ignore[no-untyped-call]
 
     # ------------------------------------------------ the rest of PyMySQL's Connection surface
 
@@ -1705,9 +1703,7 @@ class Connection:
     def affected_rows(self) -> int:
         """Rows the last statement changed, on the server that ran it (0 before any)."""
         last = self._last_used
-        if last is None or last.conn is None:
-            return 0
-        return int(last.conn.affected_rows())  # type: ignore[no-untyped-call]
+        return int(last.conn.affected_rows()) if last is not None and last.conn is not None else 0  # type: ignore[no-untyped-call]
 
     def thread_id(self) -> int:
         """The server thread id of the session that ran the last statement (else the

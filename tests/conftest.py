@@ -26,18 +26,23 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
         sb.down(purge=True)
 
 
-@pytest.fixture
-def make_config(sandbox: Sandbox, tmp_path: Path) -> Callable[..., str]:
-    """Write a copy of the sandbox config with group keys changed; return its path."""
+def config_writer(sb: Sandbox, tmp_path: Path) -> Callable[..., str]:
+    """make(**group_keys): write a copy of *sb*'s config with group keys changed; its path."""
 
     def make(**group_keys: Any) -> str:
-        data = json.loads(sandbox.config_path.read_text())
+        data = json.loads(sb.config_path.read_text())
         data["sandbox"].update(group_keys)
         path = tmp_path / f"config{len(list(tmp_path.iterdir()))}.json"
         path.write_text(json.dumps(data))
         return str(path)
 
     return make
+
+
+@pytest.fixture
+def make_config(sandbox: Sandbox, tmp_path: Path) -> Callable[..., str]:
+    """Write a copy of the sandbox config with group keys changed; return its path."""
+    return config_writer(sandbox, tmp_path)
 
 
 @pytest.fixture(scope="module")
@@ -74,12 +79,4 @@ def fresh_health(fsb: Sandbox) -> Iterator[None]:
 @pytest.fixture
 def fault_config(fsb: Sandbox, tmp_path: Path) -> Callable[..., str]:
     """Write a copy of *fsb*'s config with group keys changed; return its path."""
-
-    def make(**group_keys: Any) -> str:
-        data = json.loads(fsb.config_path.read_text())
-        data["sandbox"].update(group_keys)
-        path = tmp_path / f"config{len(list(tmp_path.iterdir()))}.json"
-        path.write_text(json.dumps(data))
-        return str(path)
-
-    return make
+    return config_writer(fsb, tmp_path)
