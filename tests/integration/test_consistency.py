@@ -330,3 +330,33 @@ def test_create_table_then_select_from_it_on_fresh_connections(
             finally:
                 cur.execute(f"DROP TABLE IF EXISTS fresh_{i}")
     assert errors == []
+
+
+def test_a_read_of_a_table_the_replicas_lack_yet_runs_on_the_master(
+    sandbox: Sandbox, make_config: Callable[..., str]
+) -> None:
+    """The deterministic form of the test above: with the replicas' SQL threads stopped, every
+    check fails and every read in its packet fails on the replica (no such table)."""
+    config = make_config(filters={"quality_of_service": {"session_consistency": 1}})
+
+    def sql_threads(action: str) -> None:
+        for node in sandbox.replicas:
+            with sandbox.admin(node) as admin, admin.cursor() as cur:
+                cur.execute(f"{action} SLAVE SQL_THREAD")
+
+    sql_threads("STOP")
+    try:
+        for i in range(3):
+            with msplugin.connect("sandbox", config=config) as c:
+                cur = c.cursor()
+                cur.execute(f"CREATE TABLE lagging_{i} (a INT)")
+                cur.execute(f"SELECT COUNT(*) FROM lagging_{i}")
+                assert cur.fetchone() == (0,)
+                assert c.last_used is not None and c.last_used.role == "master"
+                assert c.stats()["gtid_check_failed"] == 1
+    finally:
+        sql_threads("START")
+        with msplugin.connect("sandbox", config=config) as c:
+            for i in range(3):
+                c.cursor().execute(f"DROP TABLE IF EXISTS lagging_{i}")
+        sandbox.wait_replicated()
