@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -502,9 +503,24 @@ class Sandbox:
         node = self.node(name)
         if _pid_alive(node.pid, node.datadir):
             raise SandboxError(f"{name} is already running (pid {node.pid})")
-        node.pid = self._launch(node).pid
-        self._write_state()
-        self._wait_ready(node, password=self._root_password)
+        for attempt in (1, 2):
+            proc = self._launch(node)
+            node.pid = proc.pid
+            self._write_state()
+            try:
+                self._wait_ready(node, password=self._root_password)
+                return
+            except SandboxError as exc:
+                code = proc.poll()
+                stdout = _tail(Path(node.datadir).parent / f"{node.name}.stdout.log")
+                if code is None or attempt == 2:
+                    raise SandboxError(f"{exc} (exit status {code}; output: {stdout})") from None
+                # Seen once in many restarts right after a SIGKILL: the new server exited at
+                # once. Say so on stderr and launch it once more.
+                print(
+                    f"sandbox: {name} exited at once (status {code}; {stdout}); starting it again",
+                    file=sys.stderr,
+                )
 
     def __enter__(self) -> Sandbox:
         return self
