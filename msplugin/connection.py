@@ -1132,11 +1132,14 @@ class Connection:
         self._stats.counts["connections_lost"] += 1
         self._report_failure(backend, f"connection lost: {_detail(exc)}", opened_at)
 
-    def _discard(self, backend: Backend) -> None:
+    def _discard(self, backend: Backend, *, siblings: bool = True) -> None:
+        """Close *backend*'s broken connection and forget its session. With *siblings*, the
+        idle pooled connections to its server go too: a server that dropped this connection
+        most likely dropped them (not so when it answered and ended one session only)."""
         self._lane_close()
         backend.close(broken=True)
-        # Idle pooled connections to a server that dropped this one are most likely broken too.
-        discard_idle(*backend.address)
+        if siblings:
+            discard_idle(*backend.address)
         if self._state is not None:
             self._state.lost(backend.name)
 
@@ -1162,7 +1165,8 @@ class Connection:
             self._refuse_oversized(backend, exc, query, args, cur, trx)
         if not disconnect:
             if code in _SESSION_ENDED:
-                self._discard(backend)  # the server ended the session; it answered: no quarantine
+                # The server ended this session and answered: no quarantine.
+                self._discard(backend, siblings=False)
                 raise exc
             return self._transient(backend, exc, code, query, trx, attempt)
         sent = not driver.not_sent(exc)
@@ -1269,7 +1273,7 @@ class Connection:
         limit = driver.max_allowed_packet(self._probe_params(backend))
         if code != ER_NET_PACKET_TOO_LARGE and (limit is None or size <= limit):
             return
-        self._discard(backend)  # the server closed the session; it answers: no quarantine
+        self._discard(backend, siblings=False)  # it answered: no quarantine
         message = (
             f"{backend.info}: the statement ({size:,} bytes) is larger than the server's "
             f"max_allowed_packet ({f'{limit:,} bytes' if limit else 'size unknown'}): the "
