@@ -73,6 +73,7 @@ from msplugin.routing import (
     Policy,
     Target,
     decide,
+    split_replicating,
 )
 from msplugin.state import MODES, NOTHING, Effects, Tracker, effects
 from msplugin.stats import Stats
@@ -752,18 +753,15 @@ class Connection:
                 for n in candidates
                 if (st := monitor.status(self._monitor_key(self._by_name[n]))) and st.within(age)
             )
-        limit = self.group.replica_stopped_limit
-        if not _not_replicating or limit is None:
+        if not _not_replicating:
             return candidates, ()
-        now = time.monotonic()
-        stopped = tuple(
-            n
-            for n in candidates
-            if now - _not_replicating.get(self._by_name[n].address, now) > limit
+        by_name = self._by_name
+        since = {
+            n: t for n in candidates if (t := _not_replicating.get(by_name[n].address)) is not None
+        }
+        return split_replicating(
+            candidates, since, time.monotonic(), self.group.replica_stopped_limit
         )
-        if not stopped:
-            return candidates, ()
-        return tuple(n for n in candidates if n not in stopped), stopped
 
     def _unavailable(self) -> str:
         """Why each slave cannot serve a read now: what an error names when none can."""
@@ -1017,7 +1015,7 @@ class Connection:
         assert backend.conn is not None
         try:
             with backend.conn.cursor() as cur:
-                cur.execute(f"SET SESSION TRANSACTION ISOLATION LEVEL {level}")
+                cur.execute(_isolation_sql(level))
         except err.MySQLError as exc:
             if health.is_disconnect(exc):
                 self._lost(backend, exc)
@@ -1636,7 +1634,7 @@ class Connection:
         self._enter()
         try:
             self._lane_close()
-            sql = f"SET SESSION TRANSACTION ISOLATION LEVEL {name}"
+            sql = _isolation_sql(name)
             self._broadcast(lambda conn: conn.query(sql))
             self._isolation = name
         finally:
@@ -1888,6 +1886,11 @@ def _fixed_by(c: Classification, target: Target) -> str:
     if c.hinted:
         return "a hint chose the server"
     return ""
+
+
+def _isolation_sql(level: str) -> str:
+    """The statement setting a session's isolation *level* (one of _ISOLATION_LEVELS)."""
+    return f"SET SESSION TRANSACTION ISOLATION LEVEL {level}"
 
 
 def _quarantine_note(backend: Backend) -> str:

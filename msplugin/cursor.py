@@ -361,6 +361,8 @@ class Cursor:
     def fetchmany(self, size: int | None = None) -> Any:
         # arraysize is this cursor's: the backend cursor may predate a change to it.
         n = self.arraysize if size is None else size
+        if not self._unbuffered:
+            return self._result().fetchmany(n)  # no socket I/O: no token, no closure
         return self._fetch(lambda cur: cur.fetchmany(n))
 
     def fetchall(self) -> Any:

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 from msplugin.classify import Classification, Route
 
-__all__ = ["Decision", "Explanation", "Policy", "Target", "decide"]
+__all__ = ["Decision", "Explanation", "Policy", "Target", "decide", "split_replicating"]
 
 
 class Target(enum.Enum):
@@ -125,3 +125,24 @@ def decide(
     if not policy.has_slaves:
         return Decision(Target.MASTER, f"{c.reason}; no slaves configured", "use_master_no_slaves")
     return Decision(Target.SLAVE, c.reason, "use_slave_guess", qos)
+
+
+def split_replicating(
+    candidates: tuple[str, ...],
+    stopped_since: dict[str, float],
+    now: float,
+    limit: float | None,
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(replicas that may serve reads, replicas left out because their replication threads
+    have not both run for longer than *limit* seconds).
+
+    *stopped_since* maps a candidate to when it was first seen not replicating; *limit* None
+    leaves no replica out for that. The left-out ones still serve a read when nothing else
+    can (MaxScale's "stale slave"): the caller decides that.
+    """
+    if limit is None or not stopped_since:
+        return candidates, ()
+    stale = tuple(n for n in candidates if now - stopped_since.get(n, now) > limit)
+    if not stale:
+        return candidates, ()
+    return tuple(n for n in candidates if n not in stale), stale

@@ -177,3 +177,14 @@ def test_the_fast_lane_sees_the_routing_log_level_change() -> None:
         assert connection._route_levels != connection._ROUTE_LOG_OFF
     finally:
         log.setLevel(level)
+
+
+def test_replicas_not_replicating_longer_than_the_limit_are_left_out() -> None:
+    from msplugin.routing import split_replicating
+
+    both = ("slave_0", "slave_1")
+    assert split_replicating(both, {}, 100.0, 5.0) == (both, ())
+    assert split_replicating(both, {"slave_0": 96.0}, 100.0, 5.0) == (both, ())  # 4 s: kept
+    assert split_replicating(both, {"slave_0": 94.0}, 100.0, 5.0) == (("slave_1",), ("slave_0",))
+    assert split_replicating(both, {"slave_0": 0.0, "slave_1": 0.0}, 100.0, 5.0) == ((), both)
+    assert split_replicating(both, {"slave_0": 0.0}, 100.0, None) == (both, ())  # rule off
