@@ -27,11 +27,11 @@ class _Conn:
     def __init__(self) -> None:
         self._busy = False
         self._free = [True]
-        self._lane: dict[str, int] = {"SELECT 1": 1}
+        self.memo: dict[str, int] = {"SELECT 1": 1}
 
 
 def _bare(conn: _Conn, query: str) -> int:
-    return conn._lane.get(query) or 0
+    return conn.memo.get(query) or 0
 
 
 def _flag(conn: _Conn, query: str) -> int:
@@ -39,7 +39,7 @@ def _flag(conn: _Conn, query: str) -> int:
         raise RuntimeError("in use")
     conn._busy = True
     try:
-        return conn._lane.get(query) or 0
+        return conn.memo.get(query) or 0
     finally:
         conn._busy = False
 
@@ -51,7 +51,7 @@ def _token(conn: _Conn, query: str) -> int:
     except IndexError:
         raise RuntimeError("in use") from None
     try:
-        return conn._lane.get(query) or 0
+        return conn.memo.get(query) or 0
     finally:
         free.append(True)
 

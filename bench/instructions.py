@@ -2,13 +2,21 @@
 
 Wall-clock ratios on a shared 2-core machine move by several percent from run to run;
 instruction counts do not (callgrind counts the same total for the same program and input).
-A child process runs the ``SELECT 1`` or primary-key SELECT loop of throughput.py N times
-through one connection, with a fixed hash seed; running it for two values of N and taking the
-difference cancels start-up, imports and connecting. The background health checks and replica
-monitor are off in the children (see _quiet). Skipped, with a note, when valgrind is not
-installed.
+A child process runs one of the loops below N times through one connection, with a fixed hash
+seed; running it for two values of N and taking the difference cancels start-up, imports and
+connecting. Raw PyMySQL runs the same statements on the same servers. The background health
+checks and replica monitor are off in the children (see _quiet). Skipped, with a note, when
+valgrind is not installed.
 
-    python bench/instructions.py child raw|facade one|pk N CONFIG GROUP   (the measured child)
+Loops (one unit each):
+  one      SELECT 1 on a replica
+  pk       primary-key SELECT on a replica
+  insert   autocommit INSERT on the master
+  unit     autocommit off: SELECT, UPDATE, COMMIT (how SQLAlchemy and most ORMs run)
+  session  service level session: INSERT, then a SELECT that must see it (raw PyMySQL: the
+           INSERT on the master and the SELECT on the replica; msplugin adds the GTID check)
+
+    python bench/instructions.py child raw|facade KIND N CONFIG GROUP   (the measured child)
 """
 
 from __future__ import annotations
@@ -20,33 +28,87 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pymysql
+
 SMALL, LARGE = 300, 1800
+WARM = 200
+KINDS = {
+    "one": "select_1",
+    "pk": "select_pk",
+    "insert": "insert",
+    "unit": "autocommit_off_unit",
+    "session": "session_write_read",
+}
+INSERT = "INSERT INTO bench_w (v) VALUES (%s)"
+UPDATE = "UPDATE bench_w SET v = v + 1 WHERE id = %s"
+READ_BACK = "SELECT v FROM bench_w WHERE id = %s"
+
+
+def create_write_table(config: str, group: str) -> None:
+    """bench_w, the table the write loops change, on the master (replicated)."""
+    import msplugin
+
+    with msplugin.connect(group, config=config) as c:
+        cur = c.cursor()
+        cur.execute("DROP TABLE IF EXISTS bench_w")
+        cur.execute("CREATE TABLE bench_w (id INT AUTO_INCREMENT PRIMARY KEY, v INT)")
+        cur.execute("INSERT INTO bench_w (v) VALUES (0)")
+
+
+def _loop(kind: str, n: int, cur: Any, commit: Callable[[], None], reader: Any) -> None:
+    from throughput import PK_SELECT, ROWS
+
+    for i in range(n):
+        if kind == "one":
+            cur.execute("SELECT 1")
+            cur.fetchall()
+        elif kind == "pk":
+            cur.execute(PK_SELECT, (i % ROWS,))
+            cur.fetchall()
+        elif kind == "insert":
+            cur.execute(INSERT, (i,))
+        elif kind == "unit":
+            cur.execute(READ_BACK, (1,))
+            cur.fetchall()
+            cur.execute(UPDATE, (1,))
+            commit()
+        else:
+            cur.execute(INSERT, (i,))
+            reader.execute(READ_BACK, (cur.lastrowid,))
+            reader.fetchall()
 
 
 def _child(mode: str, kind: str, n: int, config: str, group: str) -> None:
-    from throughput import PK_SELECT, ROWS, raw_connect
+    from throughput import raw_connect
 
     import msplugin
 
-    facade = msplugin.connect(group, config=config)
+    autocommit = kind != "unit"
+    facade = msplugin.connect(group, config=config, autocommit=autocommit)
+    if kind == "session":
+        facade.set_qos("session")
     cur = facade.cursor()
     cur.execute("SELECT 1")
     cur.fetchall()
+    commit: Callable[[], None] = facade.commit
+    reader = cur
     if mode == "raw":
         used = facade.last_used
         assert used is not None
-        cur = raw_connect(next(s for s in facade.group.slaves if s.name == used.name)).cursor()
-    if kind == "one":
-        for _ in range(200 + n):  # 200 to warm caches, then n
-            cur.execute("SELECT 1")
-            cur.fetchall()
-    else:
-        for i in range(200 + n):
-            cur.execute(PK_SELECT, (i % ROWS,))
-            cur.fetchall()
+        slaves = facade.group.slaves
+        slave = next((s for s in slaves if s.name == used.name), slaves[0])
+        master = facade.group.masters[0]
+        target = slave if kind in ("one", "pk") else master
+        raw: pymysql.connections.Connection[Any] = raw_connect(target)
+        raw.autocommit(autocommit)
+        cur = raw.cursor()
+        commit = raw.commit
+        reader = raw_connect(slave).cursor() if kind == "session" else cur
+    _loop(kind, WARM + n, cur, commit, reader)
 
 
 def _count(mode: str, kind: str, n: int, config: str, group: str) -> int:
@@ -75,16 +137,17 @@ def _quiet(config: str, group: str, directory: str) -> str:
     return str(path)
 
 
-def instructions(config: str, group: str) -> dict[str, Any]:
+def instructions(config: str, group: str, kinds: tuple[str, ...] = tuple(KINDS)) -> dict[str, Any]:
     if shutil.which("valgrind") is None:
         return {"skipped": "valgrind is not installed (Debian: apt-get install valgrind)"}
+    create_write_table(config, group)
     with tempfile.TemporaryDirectory() as tmp:
-        return _instructions(_quiet(config, group, tmp), group)
+        return _instructions(_quiet(config, group, tmp), group, kinds)
 
 
-def _instructions(config: str, group: str) -> dict[str, Any]:
+def _instructions(config: str, group: str, kinds: tuple[str, ...]) -> dict[str, Any]:
     out: dict[str, Any] = {"statements": LARGE - SMALL}
-    for kind, key in (("one", "select_1"), ("pk", "select_pk")):
+    for kind in kinds:
         per = {
             mode: (
                 _count(mode, kind, LARGE, config, group) - _count(mode, kind, SMALL, config, group)
@@ -92,7 +155,7 @@ def _instructions(config: str, group: str) -> dict[str, Any]:
             / (LARGE - SMALL)
             for mode in ("raw", "facade")
         }
-        out[key] = {
+        out[KINDS[kind]] = {
             "raw_pymysql_per_stmt": per["raw"],
             "msplugin_per_stmt": per["facade"],
             "ratio": per["facade"] / per["raw"],
@@ -102,3 +165,11 @@ def _instructions(config: str, group: str) -> dict[str, Any]:
 
 if __name__ == "__main__" and sys.argv[1:2] == ["child"]:
     _child(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5], sys.argv[6])
+elif __name__ == "__main__":
+    # python bench/instructions.py CONFIG GROUP [KIND ...]: these loops only (a sandbox's config)
+    sys.path.insert(0, str(Path(__file__).parent))
+    print(
+        json.dumps(
+            instructions(sys.argv[1], sys.argv[2], tuple(sys.argv[3:]) or tuple(KINDS)), indent=2
+        )
+    )

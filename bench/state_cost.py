@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import msplugin
+from msplugin.core import AUTOCOMMIT, Reply
 from msplugin.state import Tracker
 
 MODES = ("off", "warn", "sync")
@@ -39,11 +40,29 @@ def _config(config: str, group: str, replica: str) -> str:
     return str(path)
 
 
+def _use(conn: msplugin.Connection, tracker: Tracker | None) -> None:
+    """Switch the connection's session-state tracking to *tracker* (kept between switches)."""
+    conn._core.tracker = tracker
+    conn._core.moved()
+
+
 def _hot_us(conn: msplugin.Connection, n: int = 100_000) -> float:
-    """msplugin's own work per statement, no I/O: route, then learn from the (last) reply."""
+    """msplugin's own work per statement, no I/O: the core routes, then learns from a reply."""
+
+    core = conn._core
+    replica = core.slave_names[0]
+    reply = Reply(AUTOCOMMIT)
 
     def one() -> None:
-        conn._after(conn._route(SELECT))
+        memo = core.memo.get(SELECT)
+        if memo is None:
+            decided = core.decided(SELECT, "default")
+            core.routed(replica, "slave", decided.d.stat)
+            core.learn(decided.c, decided.eff, replica, reply)
+            core.moved()
+        else:
+            core.hit(memo, replica)
+            core.replied(memo, replica, AUTOCOMMIT)
 
     one()
     return min(timeit.repeat(one, number=n, repeat=5)) / n * 1e6
@@ -70,7 +89,7 @@ def state_cost(config: str, group: str, rounds: int, n: int) -> dict[str, Any]:
     total = rounds * n
     for i in range(total + total // 10):
         for mode in MODES[i % 3 :] + MODES[: i % 3]:
-            conn._state = trackers[mode]
+            _use(conn, trackers[mode])
             c0, t0 = time.thread_time(), time.perf_counter()
             cur.execute(SELECT, (i % 100 + 1,))
             cur.fetchall()
@@ -82,11 +101,11 @@ def state_cost(config: str, group: str, rounds: int, n: int) -> dict[str, Any]:
     cpu_us = {m: statistics.fmean(v) * 1e6 for m, v in cpu.items()}
     hot = {}
     for mode in MODES:
-        conn._state = trackers[mode]
+        _use(conn, trackers[mode])
         hot[mode] = _hot_us(conn)
     held = {}
     for mode in ("warn", "sync"):  # state held on the master: table names are checked
-        conn._state = trackers[mode]
+        _use(conn, trackers[mode])
         cur.execute("SET @bench_var = 1")
         cur.execute("CREATE TEMPORARY TABLE IF NOT EXISTS bench_tmp (v INT)")
         cur.execute(SELECT, (1,))

@@ -1,8 +1,10 @@
-"""The facade Connection and Cursor (PEP 249): route each statement to a backend and run it there.
+"""The facade Connection (PEP 249): carry out what the core decides, on real connections.
 
-This is the only module that does statement I/O. The per-statement path is
-``Cursor.execute -> Connection._route`` (classify: cached; decide: cached; pick a backend)
-``-> PyMySQL cursor.execute``; everything else is bookkeeping done off that path.
+msplugin.core holds the connection's state and decides; this module connects backends (with
+failover), runs statements and the statements msplugin adds (GTID checks, replayed session
+settings), and hands the replies back to the core. A statement's path: ``Cursor.execute`` ->
+the core's memo (one lookup) or ``Connection._route`` (the full decision, then a backend) ->
+PyMySQL -> ``ConnectionCore.replied`` (one comparison) or ``Connection._after`` (learn).
 """
 
 from __future__ import annotations
@@ -26,22 +28,10 @@ from pymysql.converters import escape_item, escape_string
 
 from msplugin import driver, health
 from msplugin.backends import Backend, ServerInfo
-from msplugin.classify import CACHE_MAX_LEN, Classification, classify, first_keyword
+from msplugin.classify import Classification, first_keyword
 from msplugin.config import Config, GroupConfig, load_config
-from msplugin.consistency import (
-    SESSION_STATE_CHANGED,
-    TRACK_SCHEMA,
-    TRACK_STATE_CHANGE,
-    TRACK_SYSTEM_VARIABLES,
-    GtidState,
-    gtid_from_session_state,
-    gtid_tracking,
-    is_valid_gtid,
-    schema_name,
-    session_state_items,
-    system_variable,
-    wait_sql,
-)
+from msplugin.consistency import SESSION_STATE_CHANGED, gtid_tracking, is_valid_gtid
+from msplugin.core import ConnectionCore, Decided, Memo, Reply
 from msplugin.cursor import Cursor, CursorClass, in_use_error
 from msplugin.errors import (
     NoBackendAvailable,
@@ -51,7 +41,6 @@ from msplugin.errors import (
     TransactionError,
 )
 from msplugin.filters import (
-    RandomPicker,
     UserCallback,
     UserPicker,
     load_callback,
@@ -64,18 +53,8 @@ from msplugin.monitor import not_replicating as _not_replicating
 from msplugin.options import sort_options
 from msplugin.pool import discard_idle
 from msplugin.retry import after_disconnect, after_server_error, lost_commit, lost_transaction
-from msplugin.routing import (
-    AUTOCOMMIT_OFF,
-    NO_TRANSACTION,
-    OPEN,
-    Decision,
-    Explanation,
-    Policy,
-    Target,
-    decide,
-    split_replicating,
-)
-from msplugin.state import MODES, NOTHING, Effects, Tracker, effects
+from msplugin.routing import NO_TRANSACTION, Decision, Explanation, Target, split_replicating
+from msplugin.state import MODES, NOTHING, Effects, Tracker
 from msplugin.stats import Stats
 
 __all__ = ["Connection", "Cursor", "connect"]
@@ -85,8 +64,6 @@ route_logger = logging.getLogger("msplugin.routing")
 state_logger = logging.getLogger("msplugin.state")
 
 _ISOLATION_LEVELS: Final = ("READ UNCOMMITTED", "READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE")
-_PLANS_MAX: Final = 1024
-_IN_TRANS: Final = SERVER_STATUS.SERVER_STATUS_IN_TRANS
 _AUTOCOMMIT: Final = SERVER_STATUS.SERVER_STATUS_AUTOCOMMIT
 _NO_BACKSLASH_ESCAPES: Final = SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES
 # Server errors after which the server closes the session: the packet was larger than its
@@ -139,13 +116,27 @@ def connect(
     return conn
 
 
-def _configured_qos(group: GroupConfig) -> tuple[str, int | None]:
-    for f in group.filters:
-        if f.name == "quality_of_service" and f.qos_level is not None:
-            return f.qos_level, f.qos_age
-    if group.global_transaction_id_injection is not None:
-        return "session", None  # mysqlnd_ms configs set this up for read-your-writes
-    return "eventual", None
+class Step:
+    """One statement's route, from _route to the reply: the backend, what decided it, the
+    GTID check a session read needs there, and the memo to remember the route in."""
+
+    __slots__ = ("backend", "check", "decided", "memo", "reason", "sql")
+
+    def __init__(
+        self,
+        sql: str,
+        backend: Backend,
+        decided: Decided,
+        reason: str,
+        check: str | None = None,
+        memo: dict[str, Memo] | None = None,
+    ) -> None:
+        self.sql = sql
+        self.backend = backend
+        self.decided = decided
+        self.reason = reason
+        self.check = check
+        self.memo = memo
 
 
 class Connection:
@@ -197,32 +188,15 @@ class Connection:
         self._custom = self._user is not None or self._narrower is not None
         self._allowed: tuple[tuple[str, ...], tuple[str, ...]] | None = None
         self._master_names = tuple(b.name for b in self._masters)
+        self._slave_names = tuple(b.name for b in self._slaves)
         self._timed = group.load_balancer.name == "fastest_response"
         self._classifier = group.classifier
-        qos, age = _configured_qos(group)
-        self._policy = Policy(
-            trx_stickiness=group.trx_stickiness,
-            master_on_write=group.master_on_write,
-            qos=qos,
-            age=age,
-            has_slaves=bool(group.slaves),
-        )
-        self._sticky = group.trx_stickiness != "disabled"
-        # (text, transaction context, wrote, has last used) -> (classification, decision,
-        # the session state the text sets or depends on)
-        self._plans: dict[
-            tuple[str, str, bool, bool], tuple[Classification, Decision, Effects, bool]
-        ] = {}
-        # The fast lane (Cursor.execute): text -> (classification, statistic) of the reads that
-        # go to a slave with nothing but a pick to decide, valid while the connection is quiet
-        # (see _lane_update) and emptied as soon as that may no longer hold.
-        self._lane: dict[str, tuple[Classification, str]] = {}
-        self._lane_able = not self._custom and not self._timed
-        self._lane_open = False
-        self._lane_sig = False
-        self._fixed_slave: Backend | None = None  # random once: the slave every read goes to
-        self._slave_names = tuple(b.name for b in self._slaves)
-        self._failed: set[str] = set()
+        self._stats = Stats()
+        # The state and the rules: where statements go, transactions, GTIDs, session state.
+        self._core = ConnectionCore(
+            group, autocommit=autocommit, memo_able=not self._custom and not self._timed,
+            stats=self._stats,
+        )  # fmt: skip
         self._defaults: dict[str, Any] = {"autocommit": autocommit, **connect_kwargs}
         if group.server_charset is not None and "charset" not in connect_kwargs:
             self._defaults["charset"] = group.server_charset
@@ -231,7 +205,6 @@ class Connection:
                 self._defaults[key] = value
         # API-level state that overrides per-server keys on every backend (select_db etc.).
         self._overrides: dict[str, Any] = {"autocommit": autocommit}
-        self._autocommit = autocommit
         self._isolation: str | None = None  # set_isolation_level(): applied to every backend
         self._cursorclass = cursorclass
         # Set while a thread is inside a call that talks to a server (Cursor.execute, ...).
@@ -239,33 +212,10 @@ class Connection:
         conv: dict[Any, Any] = connect_kwargs.get("conv") or pymysql.converters.conversions
         self._encoders: dict[Any, Any] = {k: v for k, v in conv.items() if type(k) is not int}
         self._master_backend: Backend | None = None
-        self._last_used: Backend | None = None
-        self._wrote = False
-        self._closed = False
-        self._stats = Stats()
-        # Transactions: the backend that holds the open one, and an XA transaction in flight.
-        self._pinned: Backend | None = None
-        self._xa = False
-        # Read-your-writes: the GTID to wait for, and the statement of the current read that
-        # checks a replica has it (set by _route, consumed by the cursor).
-        self._gtid = GtidState()
-        self._injection = group.global_transaction_id_injection
-        # Native GTID tracking, unless a ported mysqlnd_ms config fetches GTIDs with its own SQL.
-        self._track_gtids = qos == "session" and not (
-            self._injection is not None and self._injection.fetch_last_gtid
-        )
-        self._session_configured = qos == "session"
-        self._check: str | None = None
-        self._c: Classification | None = None
         self._user_multi = bool(int(connect_kwargs.get("client_flag", 0)) & CLIENT.MULTI_STATEMENTS)
-        # Session state of each backend (session_state warn/sync); None when off.
-        self._state: Tracker | None = None
-        self._eff: Effects | None = None
-        if group.session_state != "off":
-            self._state = Tracker(group.session_state, tuple(self._by_name))
-        if age is not None or group.replica_stopped_limit is not None:
-            self._watch_replicas(wait=age is not None)
-        self._lane_update()
+        policy = self._core.policy
+        if policy.age is not None or group.replica_stopped_limit is not None:
+            self._watch_replicas(wait=policy.age is not None)
         logger.info("facade connection for group %r (%s)", group.name, self._topology())
 
     def _topology(self) -> str:
@@ -274,101 +224,84 @@ class Connection:
         )
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else "open"
+        core = self._core
+        state = "closed" if core.closed else "open"
         opened = [b.name for b in self._by_name.values() if b.conn is not None]
-        last = self._last_used.name if self._last_used else None
         return (
             f"<msplugin.Connection group={self.group.name!r} {state} "
-            f"connected={opened} last_used={last} autocommit={self._autocommit}>"
+            f"connected={opened} last_used={core.last_used} autocommit={core.autocommit}>"
         )
+
+    @property
+    def _last_used(self) -> Backend | None:
+        name = self._core.last_used
+        return self._by_name[name] if name is not None else None
+
+    @property
+    def _pinned(self) -> Backend | None:
+        name = self._core.pinned
+        return self._by_name[name] if name is not None else None
 
     # ---------------------------------------------------------------- routing (per statement)
 
-    def _route(self, query: str, picked: Backend | None = None) -> Backend:
-        """Choose and, if needed, connect the backend for *query*; nothing is sent here.
+    def _memo_backend(self, memo: Memo) -> Backend | None:
+        """The backend a remembered statement goes to; None when it must be routed the full
+        way (a server of this group is quarantined or not replicating: reads avoid it)."""
+        candidates = memo.candidates
+        if candidates and (_down or _not_replicating) and self._avoiding():
+            return None
+        return self._by_name[memo.server or self._picker.pick(candidates)]
 
-        Leaves the classification in ``_c`` and, for a session-consistent read on a replica
-        not known to have this connection's writes, the check statement in ``_check``.
-        *picked*: the slave the fast lane picked for a plain read but found unconnected.
-        """
-        if self._closed:
+    def _route(self, query: str, picked: Backend | None = None) -> Step:
+        """Choose the backend for *query*, connecting it (and failing over) if need be, and
+        replaying session settings there under session_state sync; the statement itself is
+        not sent. *picked*: the slave a remembered route picked but found unconnected."""
+        core = self._core
+        if core.closed:
             raise err.InterfaceError(0, "connection is closed")
-        # The classification and decision depend only on the text and on this connection's
-        # state in the key, so the repeated statements of an application cost one lookup.
-        key = (query, self._trx_context(), self._wrote, self._last_used is not None)
-        plan = self._plans.get(key)
-        if plan is None:
-            c = classify(query, self._classifier)
-            d = decide(c, self._policy, key[1], key[2], key[3])
-            eff = effects(query)
-            lane = (
-                d.target is Target.SLAVE
-                and d.consistency == "eventual"
-                and eff is NOTHING
-                and c.read
-                and not c.trx
-                and c.statements == 1
-            )
-            plan = (c, d, eff, lane)
-            if len(query) <= CACHE_MAX_LEN:
-                if len(self._plans) >= _PLANS_MAX:
-                    self._plans.clear()  # literals in the text: cheaper than an LRU
-                self._plans[key] = plan
-        c, d, eff, lane = plan
-        self._c = c
-        self._check = None
+        memo = core.memo
+        decided = core.decided(query, self._classifier)
+        c, d, eff = decided.c, decided.d, decided.eff
+        check = None
         target = d.target
         reason = d.reason
         stat = d.stat
+        plain = decided.memo_ok and not self._custom
         if self._custom:
             self._filter_context(query, target)
         if target is Target.SLAVE:
             if (
-                self._policy.age is not None
-                or self._failed
+                core.policy.age is not None
+                or core.failed
                 or self._allowed
                 or ((_down or _not_replicating) and self._avoiding())
             ):
-                backend, reason = self._read_backend(d, c, picked)
+                backend, reason, check = self._read_backend(d, c, picked)
+                plain = False
             elif d.consistency == "eventual":
                 backend = self._slave(self._slave_names, picked)  # the common read
             elif c.read:  # session, nothing to filter
-                backend, reason = self._session_backend(d, self._slave_names)
+                backend, reason, check = self._session_backend(d, self._slave_names)
             else:
-                backend, reason = self._read_backend(d, c)
+                backend, reason, check = self._read_backend(d, c)
+            plain = plain and backend.role == "slave"
         elif target is Target.MASTER:
             backend = self._master() if self._allowed is None else self._allowed_master()
         elif target is Target.TRANSACTION:
-            backend = self._pinned  # type: ignore[assignment]
-            if backend.conn is None:
-                raise err.OperationalError(
-                    health.CR_SERVER_GONE_ERROR,
-                    f"the transaction open on {backend.info} was lost with its connection; "
-                    "roll back and start again; nothing was sent",
-                )
+            backend = self._held(c)
             if backend.role == "slave":
                 reason = "read-only transaction open on this slave"
                 stat = "use_slave_trx"
-        elif self._last_used is None:
-            raise RoutingError(
-                f"{c.reason}: no statement has run on this connection yet, so there is no last "
-                "used server; nothing was sent"
-            )
+                plain = False
         else:
-            backend = self._last_used
-            if backend.conn is None:
-                # Lost, or given back to its pool while a failed statement waited for another
-                # pool: a new session would silently answer FOUND_ROWS() and the like wrongly.
-                raise err.OperationalError(
-                    health.CR_SERVER_GONE_ERROR,
-                    f"{c.reason}: the session on the last used server {backend.info} is gone "
-                    "(its connection was lost or returned to the pool); nothing was sent",
-                )
-        tracker = self._state
-        if tracker is not None:
-            self._eff = eff
-            if eff is not NOTHING or not tracker.idle(backend.name, query):
-                backend, reason = self._apply_state(query, c, backend, reason, target, eff)
+            backend = self._last(c)
+        tracker = core.tracker
+        if tracker is not None and (eff is not NOTHING or not tracker.idle(backend.name, query)):
+            moved = self._apply_state(query, c, backend, reason, target, eff)
+            if moved[0] is not backend and moved[0].role == "master":
+                check = None  # the master has every write: no GTID check
+            backend, reason = moved
+            plain = False
         if c.statements > 1 and backend.multi_statements and not self._user_multi:
             # msplugin enabled multi-statements on this replica for its GTID checks; the
             # application did not, so its own multi-statement strings stay refused.
@@ -376,66 +309,78 @@ class Connection:
                 "multi-statement strings need client_flag=CLIENT.MULTI_STATEMENTS in connect(); "
                 "nothing was sent"
             )
-        counts = self._stats.counts
-        counts[stat] += 1
-        if backend.role == "master":
-            counts["use_master"] += 1
-            self._wrote = True
-        else:
-            counts["use_slave"] += 1
-        if not self._autocommit:
+        core.routed(backend.name, backend.role, stat)
+        if not core.autocommit:
             backend.dirty = True
-        self._last_used = backend
         if route_logger.isEnabledFor(logging.DEBUG):
             route_logger.debug("%s -> %s: %s", _cut(query), backend.name, reason)
-        if lane and self._lane_open and backend.role == "slave":
-            if len(self._lane) >= _PLANS_MAX:
-                self._lane.clear()
-            self._lane[query] = (c, stat)
+        return Step(query, backend, decided, reason, check, memo if plain else None)
+
+    def _held(self, c: Classification) -> Backend:
+        """The backend holding the open transaction, or a clear error if it was lost."""
+        backend = self._pinned
+        assert backend is not None
+        if backend.conn is None:
+            raise err.OperationalError(
+                health.CR_SERVER_GONE_ERROR,
+                f"the transaction open on {backend.info} was lost with its connection; "
+                "roll back and start again; nothing was sent",
+            )
         return backend
 
-    def _lane_update(self) -> None:
-        """After a statement outside the fast lane: open the lane if nothing but the text
-        decides where a read goes (no transaction, filter, lag limit, failed server or pending
-        session state), and empty it if what its reads were decided under changed."""
-        # The one part of decide()'s key that changes the route of a plain read outside a
-        # transaction: master_on_write after a write sends it to the master.
-        sig = self._wrote and self._policy.master_on_write
-        quiet = (
-            self._lane_able
-            and not self._closed
-            and self._policy.age is None
-            and not self._failed
-            and self._trx_context() == NO_TRANSACTION
-            and (self._state is None or self._state.quiet())
-        )
-        if not quiet or sig != self._lane_sig:
-            self._lane.clear()
-        self._lane_sig = sig
-        self._lane_open = quiet
-        picker = self._picker
-        chosen = picker.chosen if isinstance(picker, RandomPicker) else None
-        self._fixed_slave = (
-            self._by_name[chosen] if chosen is not None and chosen in self._slave_names else None
-        )
+    def _last(self, c: Classification) -> Backend:
+        """The last used backend, for a last_used hint (or a statement classified so)."""
+        backend = self._last_used
+        if backend is None:
+            raise RoutingError(
+                f"{c.reason}: no statement has run on this connection yet, so there is no last "
+                "used server; nothing was sent"
+            )
+        if backend.conn is None:
+            # Lost, or given back to its pool while a failed statement waited for another
+            # pool: a new session would silently answer FOUND_ROWS() and the like wrongly.
+            raise err.OperationalError(
+                health.CR_SERVER_GONE_ERROR,
+                f"{c.reason}: the session on the last used server {backend.info} is gone "
+                "(its connection was lost or returned to the pool); nothing was sent",
+            )
+        return backend
+
+    def _step(self, memo: Memo, backend: Backend, query: str) -> Step:
+        """The Step of a remembered statement that ran on *backend*, for the full path's
+        learning or recovery."""
+        return Step(query, backend, memo.decided, memo.reason, None, self._core.memo)
+
+    def _step_on(self, step: Step, backend: Backend) -> Step:
+        """*step* as run on *backend* instead (a failed GTID check sent it to the master)."""
+        return Step(step.sql, backend, step.decided, step.reason)
+
+    def _session_fallback(self, step: Step) -> Step:
+        """A session read whose replica lacks the GTID (or that cannot be checked per
+        execution): the master serves it."""
+        master = self._master()
+        core = self._core
+        core.last_used = master.name
+        self._stats.counts["use_master_session"] += 1
+        if route_logger.isEnabledFor(logging.DEBUG):
+            route_logger.debug(
+                "%s -> %s: session check failed on %s",
+                _cut(step.sql),
+                master.name,
+                step.backend.name,
+            )
+        return Step(step.sql, master, step.decided, step.reason)
 
     def _avoiding(self) -> bool:
         """True if reads may have to avoid a server of this group: one is quarantined, or
-        not replicating (the fast lane's pick could then differ from the full path's)."""
+        not replicating (a remembered route's pick could then differ from the full path's)."""
         down, stopped = _down, _not_replicating
         return any(b.address in down or b.address in stopped for b in self._slaves)
 
-    def _lane_close(self) -> None:
-        """Something changed that _lane_update did not see: no fast lane until the next
-        statement outside it."""
-        self._lane.clear()
-        self._lane_open = False
-        self._fixed_slave = None
-
     def _filter_context(self, query: str, target: Target) -> None:
         """user, user_multi, node_groups: hand them the statement; narrow the candidates."""
-        last = self._last_used.name if self._last_used is not None else None
-        ctx = (self.group.name, query, last, self._trx_context() != NO_TRANSACTION)
+        core = self._core
+        ctx = (self.group.name, query, core.last_used, core.trx_context() != NO_TRANSACTION)
         self._allowed = None
         if target is not Target.SLAVE and target is not Target.MASTER:
             return  # a transaction or a last_used hint holds the statement where it is
@@ -461,115 +406,60 @@ class Connection:
             )
         return self._master(only=only)
 
-    def _decide(self, c: Classification) -> Decision:
-        """The routing decision for *c* in this connection's current state (cached)."""
-        # Positional arguments: the cache key of decide() is built faster without keywords.
-        return decide(
-            c, self._policy, self._trx_context(), self._wrote, self._last_used is not None
-        )
-
-    def _trx_context(self) -> str:
-        if self._pinned is not None:
-            return OPEN
-        if not self._autocommit:
-            return AUTOCOMMIT_OFF
-        master = self._master_backend
-        # SET autocommit=0 sent as SQL: the master's session says so in every reply.
-        if master is not None and master.conn is not None and not master.status & _AUTOCOMMIT:
-            return AUTOCOMMIT_OFF
-        return NO_TRANSACTION
-
-    def _after(self, backend: Backend, cur: pymysql.cursors.Cursor | None = None) -> None:
-        """Learn from the reply: is a transaction open there, did a write report its GTID,
-        what session state does the backend hold now; then open or close the fast lane."""
+    def _after(self, step: Step, cur: pymysql.cursors.Cursor | None = None) -> None:
+        """Learn from the reply to *step*'s statement (the core decides what it means), and
+        remember its route when nothing but the text and the state decided it."""
+        core = self._core
+        backend = step.backend
+        memo = step.memo
         try:
-            self._learn(backend, cur)
-        except BaseException:
-            self._lane_close()
-            raise
-        self._lane_update()
+            reply = _reply(backend, cur)
+            if core.learn(step.decided.c, step.decided.eff, backend.name, reply):
+                self._inject(backend)
+            if reply.status & SESSION_STATE_CHANGED:
+                _consumed(backend)
+        finally:
+            core.moved()
+        if memo is not None:
+            # A read is picked again each time (random once keeps its pick in the picker,
+            # which a read that had to avoid a server may have changed).
+            fixed = step.decided.d.target is not Target.SLAVE
+            core.remember(
+                memo, step.sql, step.decided, step.reason, backend.name,
+                self._slave_names, fixed, reply.status,
+            )  # fmt: skip
 
-    def _learn(self, backend: Backend, cur: pymysql.cursors.Cursor | None) -> None:
-        c = self._c
-        assert c is not None
-        status = backend.status
-        tracker = self._state
-        if tracker is not None:
-            if self._eff is NOTHING and not status & SESSION_STATE_CHANGED and not c.trx:
-                # The common statement: only where LAST_INSERT_ID()/FOUND_ROWS() live moves.
-                if c.read:
-                    tracker.found_rows_home = backend.name
-                else:
-                    tracker.last_insert_home = backend.name
-            else:
-                self._state_after(backend, c, status, cur)
-        if self._sticky:
-            if c.trx == "xa_begin":
-                self._xa = True
-            if c.trx in ("end", "xa_end"):
-                self._pinned = None
-                self._xa = False
-            elif (
-                self._xa
-                or status & _IN_TRANS
-                or (not status & _AUTOCOMMIT and backend.role == "master")
-            ):
-                self._pinned = backend
-            elif self._pinned is backend:
-                self._pinned = None  # ended by the server: implicit commit (DDL), procedure
-        if backend.role == "master" and not c.read:
-            committed = self._autocommit and not status & _IN_TRANS and not self._xa
-            self._learn_gtid(backend, status, committed=committed or c.trx == "end", cur=cur)
-        if status & SESSION_STATE_CHANGED:
-            _consumed(backend)
+    def _committed(self, backend: Backend) -> None:
+        """commit() committed on master *backend*: its GTID, as after a committed write."""
+        core = self._core
+        reply = _reply(backend, None) if core.track_gtids else None
+        core.learn_gtid(backend.name, reply, committed=True)
+        self._inject(backend)
 
-    def _learn_gtid(
-        self,
-        backend: Backend,
-        status: int,
-        *,
-        committed: bool,
-        cur: pymysql.cursors.Cursor | None = None,
-    ) -> None:
-        gs = self._gtid
-        gtid = None
-        if self._track_gtids:
-            reply = backend.conn._result if backend.conn is not None else None  # type: ignore[attr-defined]
-            if reply is None:
-                pass
-            elif _gtid_unreadable(reply, cur):
-                # Only the master surely has this write until a later write's GTID is known.
-                gs.untracked()
-                self._stats.counts["gtid_untracked"] += 1
-            elif status & SESSION_STATE_CHANGED and reply.message is not None:
-                # PyMySQL keeps the OK packet's tail, which holds the session-state block.
-                # (message None: rows came back, and the status is from an older OK packet.)
-                gtid = gtid_from_session_state(reply.message)
-        elif self._injection is not None and self._injection.fetch_last_gtid and committed:
-            gtid = self._run_injection(backend, self._injection.fetch_last_gtid, "gtid_fetch")
-        if gtid:
-            gs.require(gtid, time.monotonic())
-            gs.last_write = gtid
-            gs.untracked_write = False
-            # Built now, with the reply to the write, rather than on the read that follows:
-            # a read is where the application waits (replicas share the master's flavor).
-            self._prepare_check(backend.flavor)
-            self._stats.counts["gtid_tracked"] += 1
-        elif not self._track_gtids:
-            gs.untracked_write = True
-        if self._injection is not None and self._injection.on_commit and committed:
-            self._run_injection(backend, self._injection.on_commit, "gtid_on_commit")
+    def _inject(self, backend: Backend) -> None:
+        """A write committed on *backend*: run mysqlnd_ms's global_transaction_id_injection
+        statements, if the configuration has them."""
+        injection = self._core.injection
+        if injection is None:
+            return
+        if injection.fetch_last_gtid and not self._core.track_gtids:
+            gtid = self._run_injection(backend, injection.fetch_last_gtid, "gtid_fetch")
+            if gtid:
+                self._core.gtid_written(gtid, backend.name)
+        if injection.on_commit:
+            self._run_injection(backend, injection.on_commit, "gtid_on_commit")
 
     def _run_injection(self, backend: Backend, sql: str, stat: str) -> str | None:
         """Run a mysqlnd_ms global_transaction_id_injection statement; return its first value."""
-        assert backend.conn is not None and self._injection is not None
+        injection = self._core.injection
+        assert backend.conn is not None and injection is not None
         self._stats.counts[stat] += 1
         try:
             with backend.conn.cursor() as cur:
                 cur.execute(sql)
                 row = cur.fetchone() if cur.description else None
         except err.MySQLError as exc:
-            if self._injection.report_error:
+            if injection.report_error:
                 raise
             logger.warning(
                 "global_transaction_id_injection statement failed on %s: %s", backend.info, exc
@@ -590,7 +480,7 @@ class Connection:
     ) -> tuple[Backend, str]:
         """Warn about, or in sync mode fix, state the statement depends on but *backend* lacks.
         Not called for the common statement, which touches no state and needs none."""
-        tracker = self._state
+        tracker = self._core.tracker
         assert tracker is not None
         master = (self._master_backend or self._masters[0]).name
         plan = tracker.plan(
@@ -606,8 +496,6 @@ class Connection:
             backend = self._backend_named(plan.move_to)
             reason = f"{reason}; {plan.reason}"
             self._stats.counts["state_moved"] += 1
-            if backend.role == "master":
-                self._check = None  # the master has every write: no GTID check
         if plan.replay:
             self._replay(backend, plan.replay)
         return backend, reason
@@ -630,7 +518,7 @@ class Connection:
 
     def _replay(self, backend: Backend, statements: tuple[str, ...]) -> None:
         """Sync: bring *backend*'s session settings up to the application's before it runs."""
-        tracker = self._state
+        tracker = self._core.tracker
         assert tracker is not None and backend.conn is not None
         statement = ""
         try:
@@ -646,75 +534,30 @@ class Connection:
         self._stats.counts["state_replayed"] += len(statements)
         state_logger.debug("replayed %d session setting(s) on %s", len(statements), backend.name)
 
-    def _state_after(
-        self, backend: Backend, c: Classification, status: int, cur: pymysql.cursors.Cursor | None
-    ) -> None:
-        tracker = self._state
-        eff = self._eff
-        assert tracker is not None and eff is not None
-        executed = ""
-        if eff.setting and cur is not None:
-            # The text PyMySQL sent, arguments interpolated: what a replay must send.
-            executed = str(getattr(cur, "_executed", "") or "")
-        tracker.record(eff, backend.name, read=c.read, executed=executed)
-        if eff is not NOTHING:
-            return  # the text explains what the server may report
-        if status & SESSION_STATE_CHANGED and backend.conn is not None:
-            # Only an OK packet carries the state block (a result set leaves the flag set).
-            message = getattr(backend.conn._result, "message", None)  # type: ignore[attr-defined]
-            if message:
-                self._server_reported(backend, message)
-        if c.trx in ("begin", "begin_ro", "xa_begin"):
-            tracker.transaction_began(backend.name)
-
-    def _server_reported(self, backend: Backend, message: bytes) -> None:
-        """The server changed session state that the statement's text does not explain
-        (a procedure, a trigger): record what it said."""
-        assert self._state is not None
-        schema: str | None = None
-        variables: dict[str, str] = {}
-        changed = False
-        for kind, data in session_state_items(message):
-            if kind == TRACK_SCHEMA:
-                schema = schema_name(data)
-            elif kind == TRACK_SYSTEM_VARIABLES:
-                name, value = system_variable(data)
-                if name != "last_gtid":
-                    variables[name] = value
-            elif kind == TRACK_STATE_CHANGE:
-                changed = True
-        if schema is None and not variables and not changed:
-            return
-        self._stats.counts["state_server_changes"] += 1
-        state_logger.info(
-            "%s: the server reported session state changes no statement text explains%s",
-            backend.name,
-            f" (database {schema})" if schema is not None else "",
-        )
-        self._state.server_reported(backend.name, schema=schema, variables=variables)
-
     # ---------------------------------------------------------------- choosing a replica
 
     def _read_backend(
         self, d: Decision, c: Classification, picked: Backend | None = None
-    ) -> tuple[Backend, str]:
-        """The backend for a read the decision sends to a slave, and the reason to log.
-        *picked*: the fast lane's pick, kept if it is still a candidate."""
+    ) -> tuple[Backend, str, str | None]:
+        """The backend for a read the decision sends to a slave, the reason to log, and the
+        GTID check a session read needs there. *picked*: a remembered route's pick, kept if
+        it is still a candidate."""
         candidates, stale = self._eligible(d)
         if candidates:
             if d.consistency != "session" or not c.read:
                 keep = picked if picked is not None and picked.name in candidates else None
-                return self._slave(candidates, keep), d.reason
+                return self._slave(candidates, keep), d.reason, None
             return self._session_backend(d, candidates)
-        if self._policy.age is not None and d.consistency == "eventual":
-            reason = f"{d.reason}; no replica within age {self._policy.age} s"
+        age = self._core.policy.age
+        if age is not None and d.consistency == "eventual":
+            reason = f"{d.reason}; no replica within age {age} s"
         elif self._allowed is not None and not self._allowed[1]:
             reason = f"{d.reason}; the filters left no slave"
         else:
             reason = f"{d.reason}; no replica can serve it ({self._unavailable()})"
         if self.group.failover.strategy == "disabled":
             if stale:
-                return self._stale_slave(stale, reason, "failover is disabled")
+                return *self._stale_slave(stale, reason, "failover is disabled"), None
             raise NoBackendAvailable(
                 f"group {self.group.name!r}: {reason} and failover is disabled; nothing was sent"
             )
@@ -722,14 +565,12 @@ class Connection:
             master = self._master() if self._allowed is None else self._allowed_master()
         except NoBackendAvailable as exc:
             if stale:
-                return self._stale_slave(stale, reason, str(exc.args[-1]))
+                return *self._stale_slave(stale, reason, str(exc.args[-1])), None
             raise NoBackendAvailable(
                 f"group {self.group.name!r}: {reason}; and {exc.args[-1]}"
             ) from exc
-        self._stats.counts[
-            "use_master_age" if self._policy.age is not None else "use_master_failover"
-        ] += 1
-        return master, reason + ": the master serves it"
+        self._stats.counts["use_master_age" if age is not None else "use_master_failover"] += 1
+        return master, reason + ": the master serves it", None
 
     def _stale_slave(self, stale: tuple[str, ...], reason: str, why: str) -> tuple[Backend, str]:
         """No replica replicates and the master cannot serve: a replica that stopped
@@ -746,7 +587,7 @@ class Connection:
         if self._allowed is not None:
             allowed = self._allowed[1]
             candidates = tuple(n for n in candidates if n in allowed)
-        age = self._policy.age
+        age = self._core.policy.age
         if age is not None and d.consistency == "eventual":
             candidates = tuple(
                 n
@@ -771,29 +612,32 @@ class Connection:
             b = self._by_name[name]
             if (why := health.down.get(b.address)) is not None:
                 parts.append(f"{b.info}: quarantined ({why})")
-            elif name in self._failed:
+            elif name in self._core.failed:
                 parts.append(f"{b.info}: failed on this connection")
             elif (since := _not_replicating.get(b.address)) is not None:
                 parts.append(f"{b.info}: not replicating for {now - since:.0f} s")
-            elif self._policy.age is not None:
-                parts.append(f"{b.info}: not within age {self._policy.age} s")
+            elif (age := self._core.policy.age) is not None:
+                parts.append(f"{b.info}: not within age {age} s")
         return "; ".join(parts) or "no slave configured"
 
-    def _session_backend(self, d: Decision, candidates: tuple[str, ...]) -> tuple[Backend, str]:
-        gs = self._gtid
+    def _session_backend(
+        self, d: Decision, candidates: tuple[str, ...]
+    ) -> tuple[Backend, str, str | None]:
+        """A session-consistent read: a replica known to have this connection's writes, one
+        to check (the check statement is returned), or the master."""
+        core = self._core
+        gs = core.gtid
         counts = self._stats.counts
         if gs.gtid is None:
             if gs.untracked_write:
                 counts["use_master_session"] += 1
-                return (
-                    self._master(),
-                    f"{d.reason}; session: this connection wrote and its GTID is unknown",
-                )
-            return self._slave(candidates), f"{d.reason}; session: nothing written yet"
+                why = "session: this connection wrote and its GTID is unknown"
+                return self._master(), f"{d.reason}; {why}", None
+            return self._slave(candidates), f"{d.reason}; session: nothing written yet", None
         gtid = gs.gtid
         backend = self._slave(candidates)  # the load balancer picks first, as for any read
         if backend.role == "master":
-            return backend, d.reason
+            return backend, d.reason, None
         known = gs.known
         if known:
             if backend.name not in known:
@@ -804,43 +648,20 @@ class Connection:
                     backend = self._slave((name,))
             if backend.name in known:
                 counts["gtid_replica_known"] += 1
-                return backend, f"{d.reason}; session: {backend.name} has {gtid}"
+                return backend, f"{d.reason}; session: {backend.name} has {gtid}", None
         elapsed = time.monotonic() - gs.written_at if gs.written_at else float("inf")
         if elapsed < gs.apply_delay:
             # Replicas have recently needed longer than this to apply a write: a check now
             # would most likely fail and cost a second round trip.
             gs.skipped_check()
             counts["use_master_session"] += 1
-            return self._master(), f"{d.reason}; session: replicas are likely still applying {gtid}"
-        if gs.check_key != (gtid, backend.flavor) and not self._prepare_check(backend.flavor):
+            why = f"session: replicas are likely still applying {gtid}"
+            return self._master(), f"{d.reason}; {why}", None
+        if gs.check_key != (gtid, backend.flavor) and not core.prepare_check(backend.flavor):
             counts["use_master_session"] += 1
-            return self._master(), f"{d.reason}; session: cannot check GTID {gtid!r}"
-        self._check = gs.check_sql
+            return self._master(), f"{d.reason}; session: cannot check GTID {gtid!r}", None
         counts["gtid_checks"] += 1
-        return backend, f"{d.reason}; session: checking {backend.name} has {gtid}"
-
-    def _prepare_check(self, flavor: str) -> bool:
-        """Build and validate the check statement for the current GTID on replicas of
-        *flavor*, once per GTID; False if the GTID cannot be checked."""
-        gs = self._gtid
-        assert gs.gtid is not None
-        try:
-            gs.check_sql, gs.check_is_wait = self._build_check(gs.gtid, flavor)
-        except ValueError:
-            return False
-        gs.check_key = (gs.gtid, flavor)
-        return True
-
-    def _build_check(self, gtid: str, flavor: str) -> tuple[str, bool]:
-        """The statement that tells whether a replica has *gtid*, and whether it is a wait
-        (0 = applied) rather than mysqlnd_ms's check_for_gtid (a row = applied)."""
-        injection = self._injection
-        if injection is not None and injection.check_for_gtid:
-            if not (is_valid_gtid(gtid, "mariadb") or is_valid_gtid(gtid, "mysql")):
-                raise ValueError(gtid)
-            return injection.check_for_gtid.replace("#GTID", f"'{gtid}'"), False
-        timeout = injection.wait_for_gtid_timeout if injection is not None else 0
-        return wait_sql(flavor, gtid, timeout), True
+        return backend, f"{d.reason}; session: checking {backend.name} has {gtid}", gs.check_sql
 
     def _run_check(self, cur: pymysql.cursors.Cursor, sql: str, args: Any) -> bool:
         """Send *sql*, the check, maybe followed by the read in the same packet; True if the
@@ -848,13 +669,13 @@ class Connection:
         cur.execute(sql, args)
         row = cur.fetchone()
         cur.fetchall()  # an unbuffered cursor learns whether a result follows at its end
-        passed = row is not None and (not self._gtid.check_is_wait or _first_value(row) == 0)
+        passed = row is not None and (not self._core.gtid.check_is_wait or _first_value(row) == 0)
         if not passed:
             _drain(cur)  # the read ran on the stale replica: drop its result, or its error
         return passed
 
     def _check_result(self, backend: Backend, passed: bool) -> None:
-        gs = self._gtid
+        gs = self._core.gtid
         if passed:
             gs.confirm(backend.name)
             gs.check_passed()
@@ -935,7 +756,7 @@ class Connection:
                 tried.append(backend.name)
                 errors.append(f"{backend.info}: {exc.args[-1]}")
                 if failover.remember_failed:
-                    self._failed.add(backend.name)
+                    self._core.mark_failed(backend.name)
                 if failover.strategy == "disabled":
                     raise
                 limit = failover.max_retries
@@ -972,7 +793,8 @@ class Connection:
         # Session tracking costs nothing until a tracked item changes; it tells msplugin the
         # master's GTIDs and, with session_state, changes no statement text shows.
         flags = CLIENT.SESSION_TRACK
-        if backend.role == "slave" and self._session_configured:
+        core = self._core
+        if backend.role == "slave" and core.session_configured:
             # Lets a session-consistent read carry its GTID check in the same packet.
             flags |= CLIENT.MULTI_STATEMENTS
         try:
@@ -988,10 +810,13 @@ class Connection:
             if health.is_disconnect(exc):
                 self._report_failure(backend, f"cannot connect: {exc.args[-1]}", None)
             raise
-        track_gtids = backend.role == "master" and self._track_gtids
-        if track_gtids or self._state is not None:
+        core.flavors[backend.name] = backend.flavor
+        if backend.role == "master":
+            core.sql_autocommit_off = False  # a new session: autocommit as connect() set it
+        track_gtids = backend.role == "master" and core.track_gtids
+        if track_gtids or core.tracker is not None:
             try:
-                self._setup_tracking(backend, gtids=track_gtids, state=self._state is not None)
+                self._setup_tracking(backend, gtids=track_gtids, state=core.tracker is not None)
             except err.MySQLError as exc:
                 # A pooled connection that broke while idle (the server restarted): nothing
                 # of the application's was sent; try once more with a new connection.
@@ -1043,7 +868,7 @@ class Connection:
                     backend.info,
                     exc,
                 )
-                self._track_gtids = False
+                self._core.track_gtids = False
             if state:
                 logger.warning(
                     "cannot track session state changes on %s (%s): session_state sees "
@@ -1103,13 +928,14 @@ class Connection:
         connections it can spare (no transaction, no session state), so that two facade
         connections never wait forever for what the other holds. Needs session_state warn
         or sync: with "off" nothing is known to be spare."""
-        tracker = self._state
+        tracker = self._core.tracker
         if tracker is None:
             return
+        pinned = self._pinned
         for b in self._open_backends():
             if (
                 b is opening
-                or b is self._pinned
+                or b is pinned
                 or b.dirty
                 or b.in_transaction
                 or b.pool is None
@@ -1134,29 +960,25 @@ class Connection:
         """Close *backend*'s broken connection and forget its session. With *siblings*, the
         idle pooled connections to its server go too: a server that dropped this connection
         most likely dropped them (not so when it answered and ended one session only)."""
-        self._lane_close()
         backend.close(broken=True)
         if siblings:
             discard_idle(*backend.address)
-        if self._state is not None:
-            self._state.lost(backend.name)
+        self._core.lost(backend.name)
 
     def _recover(
         self,
-        backend: Backend,
+        step: Step,
         exc: err.MySQLError,
-        query: str,
         args: Any,
         cur: pymysql.cursors.Cursor | None,
         attempt: int,
-    ) -> Backend:
-        """After *exc* from *backend* running *query*: the backend to run it on again, or
-        raise. A statement that never reached the server, or a read whose connection broke,
-        runs again once (see msplugin.retry); a statement the server refused with a
-        transient error code runs again on the same server."""
-        c = self._c
-        assert c is not None
-        trx = self._trx_context()  # before closing: the master's reply says if autocommit is off
+    ) -> Step:
+        """After *exc* from running *step*: the step to run it again, or raise. A statement
+        that never reached the server, or a read whose connection broke, runs again once
+        (see msplugin.retry); a statement the server refused with a transient error code
+        runs again on the same server."""
+        backend, query, c = step.backend, step.sql, step.decided.c
+        trx = self._core.trx_context()  # before closing: learned from the master's replies
         code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
         disconnect = health.is_disconnect(exc)
         if disconnect or code in _SESSION_ENDED:
@@ -1166,9 +988,10 @@ class Connection:
                 # The server ended this session and answered: no quarantine.
                 self._discard(backend, siblings=False)
                 raise exc
-            return self._transient(backend, exc, code, query, trx, attempt)
+            return self._transient(step, exc, code, trx, attempt)
         sent = not driver.not_sent(exc)
-        held = self._state is not None and self._state.holds_state(backend.name)
+        tracker = self._core.tracker
+        held = tracker is not None and tracker.holds_state(backend.name)
         why = _quarantine_note(backend)  # before _lost: what was known of the server
         self._lost(backend, exc)
         others = self.group.failover.strategy != "disabled" or any(
@@ -1177,10 +1000,10 @@ class Connection:
         refusal = (
             "it was already retried once"
             if attempt
-            else after_disconnect(c, backend.role, trx, effects(query), held, others, sent)
+            else after_disconnect(c, backend.role, trx, step.decided.eff, held, others, sent)
         )
         if refusal is not None:
-            raise self._lost_error(backend, exc, refusal, trx, query, sent, why) from exc
+            raise self._lost_error(backend, exc, refusal, trx, step, sent, why) from exc
         retry_on = self._route_again(backend, query, sent)
         self._stats.counts["read_retries" if sent else "unsent_retries"] += 1
         logger.warning(
@@ -1189,27 +1012,29 @@ class Connection:
             backend.info,
             _detail(exc),
             "" if sent else " before the statement was sent",
-            retry_on.info,
+            retry_on.backend.info,
         )
         return retry_on
 
-    def _route_again(self, failed: Backend, query: str, sent: bool) -> Backend:
+    def _route_again(self, failed: Backend, query: str, sent: bool) -> Step:
         """Route *query* again after its connection to *failed* broke. A read that may have
         reached *failed* goes elsewhere; a statement that never reached it is routed anew."""
-        if not sent or failed.name in self._failed:
+        core = self._core
+        if not sent or failed.name in core.failed:
             return self._route(query)
         forget = not self.group.failover.remember_failed
-        self._failed.add(failed.name)
+        core.mark_failed(failed.name)
         try:
             return self._route(query)
         finally:
             if forget:
-                self._failed.discard(failed.name)
+                core.unmark_failed(failed.name)
 
     def _transient(
-        self, backend: Backend, exc: err.MySQLError, code: int, query: str, trx: str, attempt: int
-    ) -> Backend:
-        """A server error: *backend* again if its code is a transient_error one, else raise."""
+        self, step: Step, exc: err.MySQLError, code: int, trx: str, attempt: int
+    ) -> Step:
+        """A server error: *step* again if its code is a transient_error one, else raise."""
+        backend, query = step.backend, step.sql
         te = self.group.transient_error
         if te is None or attempt >= te.max_retries:
             raise exc
@@ -1226,7 +1051,7 @@ class Connection:
             te.usleep_retry,
         )
         time.sleep(te.usleep_retry / 1_000_000)
-        return backend
+        return step
 
     def _lost_error(
         self,
@@ -1234,7 +1059,7 @@ class Connection:
         exc: BaseException,
         refusal: str,
         trx: str = NO_TRANSACTION,
-        query: str = "",
+        step: Step | None = None,
         sent: bool = True,
         why: str = "",
     ) -> err.OperationalError:
@@ -1246,8 +1071,9 @@ class Connection:
             f"{why}the statement was not retried: {refusal}"
         )
         if trx != NO_TRANSACTION:
-            c = self._c
-            message += "; " + lost_transaction(c.trx if c else "", first_keyword(query), sent)
+            kind = step.decided.c.trx if step is not None else ""
+            first = first_keyword(step.sql) if step is not None else ""
+            message += "; " + lost_transaction(kind, first, sent)
         return err.OperationalError(code or health.CR_SERVER_LOST, message)
 
     def _refuse_oversized(
@@ -1285,14 +1111,14 @@ class Connection:
 
     def _raise_if_lost(self, backend: Backend, exc: err.MySQLError, refusal: str) -> None:
         if health.is_disconnect(exc):
-            trx = self._trx_context()
+            trx = self._core.trx_context()
             why = _quarantine_note(backend)
             self._lost(backend, exc)
             raise self._lost_error(backend, exc, refusal, trx, why=why) from exc
 
     def _healthy(self) -> tuple[str, ...]:
         """The slaves neither failed on this connection nor quarantined in the process."""
-        failed = self._failed
+        failed = self._core.failed
         down = health.down
         if not failed and not down:
             return self._slave_names
@@ -1304,7 +1130,7 @@ class Connection:
     # ---------------------------------------------------------------- PEP 249 and PyMySQL API
 
     def _check_open(self) -> None:
-        if self._closed:
+        if self._core.closed:
             raise err.InterfaceError(0, "connection is closed")
 
     def _enter(self) -> None:
@@ -1354,7 +1180,6 @@ class Connection:
 
     def _end_transaction(self, how: str) -> None:
         self._check_open()
-        self._lane_close()
         failure: err.OperationalError | None = None
         pinned = self._pinned
         if pinned is not None and pinned.conn is None:
@@ -1374,8 +1199,7 @@ class Connection:
             if b.dirty or b.in_transaction or b is pinned:
                 lost = self._end_on(b, how)
                 failure = failure or lost
-        self._pinned = None
-        self._xa = False
+        self._core.ended()
         if failure is not None:
             raise failure
 
@@ -1414,7 +1238,7 @@ class Connection:
             )
         b.dirty = False
         if how == "commit" and b.role == "master":
-            self._learn_gtid(b, b.status, committed=True)
+            self._committed(b)
         return None
 
     def begin(self, read_only: bool = False) -> None:
@@ -1436,8 +1260,8 @@ class Connection:
         ``gtid`` (session only): reads must see this GTID, e.g. one a previous request's
         connection returned from last_gtid(). Refused inside a transaction.
         """
-        self._lane_close()
-        if self._trx_context() != NO_TRANSACTION:
+        core = self._core
+        if core.trx_context() != NO_TRANSACTION:
             raise TransactionError("set_qos() inside a transaction: commit or roll back first")
         if level not in ("strong", "session", "eventual"):
             raise err.ProgrammingError(
@@ -1452,11 +1276,10 @@ class Connection:
                 raise err.ProgrammingError("set_qos(): gtid goes with 'session' only")
             if not (is_valid_gtid(gtid, "mariadb") or is_valid_gtid(gtid, "mysql")):
                 raise err.ProgrammingError(f"set_qos(): not a GTID: {gtid!r}")
-            self._gtid.require(gtid, 0.0)
-        self._policy = self._policy._replace(qos=level, age=age)
-        self._plans.clear()
-        if level == "session" and not self._track_gtids:
-            self._track_gtids = True
+            core.gtid.require(gtid, 0.0)
+        core.set_policy(core.policy._replace(qos=level, age=age))
+        if level == "session" and not core.track_gtids:
+            core.track_gtids = True
             master = self._master_backend
             if master is not None and master.conn is not None:
                 self._setup_tracking(master, gtids=True, state=False)
@@ -1469,18 +1292,19 @@ class Connection:
         Switching from "off" starts tracking from nothing: state that statements left before
         is unknown to msplugin. Between "warn" and "sync" what is tracked is kept.
         """
-        self._lane_close()
+        core = self._core
         if mode not in MODES:
             raise err.ProgrammingError(
                 f"set_session_state(): mode must be 'off', 'warn' or 'sync', got {mode!r}"
             )
         if mode == "off":
-            self._state = None
+            core.set_tracker(None)
             return
-        if self._state is not None:
-            self._state.mode = mode
+        if core.tracker is not None:
+            core.tracker.mode = mode
+            core.set_tracker(core.tracker)
             return
-        self._state = Tracker(mode, tuple(self._by_name))
+        core.set_tracker(Tracker(mode, tuple(self._by_name)))
         for b in self._open_backends():
             self._setup_tracking(b, gtids=False, state=True)
 
@@ -1492,13 +1316,14 @@ class Connection:
         named locks, and whether the server reported changes no statement explains. Never
         variable values. Empty entries when session_state is "off".
         """
-        if self._state is None:
+        tracker = self._core.tracker
+        if tracker is None:
             return {name: {} for name in self._by_name}
-        return self._state.snapshot()
+        return tracker.snapshot()
 
     def last_gtid(self) -> str | None:
         """The GTID of this connection's last write (None if unknown), to carry to later reads."""
-        return self._gtid.last_write
+        return self._core.gtid.last_write
 
     def close(self) -> None:
         """Close every backend connection (PEP 249 .close()); a second close raises Error.
@@ -1506,14 +1331,13 @@ class Connection:
         An open transaction is rolled back (by the pool's reset, or by the server when the
         connection closes). Refused while another thread is using the connection.
         """
-        if self._closed:
+        core = self._core
+        if core.closed:
             raise err.Error("Already closed")
         self._enter()
         try:
-            self._closed = True
-            self._lane_close()
-            self._pinned = None
-            self._xa = False
+            core.closed = True
+            core.ended()
             for b in self._by_name.values():
                 b.close()
         finally:
@@ -1523,7 +1347,7 @@ class Connection:
     @property
     def open(self) -> bool:
         """True until close()."""
-        return not self._closed
+        return not self._core.closed
 
     def __enter__(self) -> Connection:
         return self
@@ -1534,7 +1358,7 @@ class Connection:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if not self._closed:
+        if not self._core.closed:
             self.close()
 
     def _broadcast(self, call: Callable[[Any], object]) -> None:
@@ -1555,22 +1379,17 @@ class Connection:
         self._check_open()
         self._enter()
         try:
-            self._lane_close()
             value = bool(value)
             self._broadcast(lambda conn: conn.autocommit(value))
-            self._autocommit = value
             self._overrides["autocommit"] = value
-            self._stats.counts["trx_autocommit_on" if value else "trx_autocommit_off"] += 1
             pinned = self._pinned
-            if value:
-                self._pinned = None  # switching autocommit on commits what was open
-                self._xa = False
-                if pinned is not None and pinned.conn is None:
-                    raise err.OperationalError(
-                        health.CR_SERVER_LOST,
-                        f"autocommit(True): {pinned.info}: the transaction open there was lost "
-                        "with its connection and did not commit",
-                    )
+            self._core.set_autocommit(value)
+            if value and pinned is not None and pinned.conn is None:
+                raise err.OperationalError(
+                    health.CR_SERVER_LOST,
+                    f"autocommit(True): {pinned.info}: the transaction open there was lost "
+                    "with its connection and did not commit",
+                )
         finally:
             self._leave()
 
@@ -1580,18 +1399,16 @@ class Connection:
         master = self._master_backend
         if master is not None and master.conn is not None:
             return bool(master.status & _AUTOCOMMIT)
-        return self._autocommit
+        return self._core.autocommit
 
     def select_db(self, db: str) -> None:
         """Make *db* the current database on every open backend and on those opened later."""
         self._check_open()
         self._enter()
         try:
-            self._lane_close()
             self._broadcast(lambda conn: conn.select_db(db))
             self._overrides["database"] = db
-            if self._state is not None:
-                self._state.forget("database")
+            self._forget_setting("database")
         finally:
             self._leave()
 
@@ -1600,15 +1417,21 @@ class Connection:
         self._check_open()
         self._enter()
         try:
-            self._lane_close()
             self._broadcast(lambda conn: conn.set_character_set(charset, collation))
             self._overrides["charset"] = charset
             if collation is not None:
                 self._overrides["collation"] = collation
-            if self._state is not None:
-                self._state.forget("charset")
+            self._forget_setting("charset")
         finally:
             self._leave()
+
+    def _forget_setting(self, key: str) -> None:
+        """The API set *key* on every backend: no statement of the application's needs
+        replaying for it any more."""
+        tracker = self._core.tracker
+        if tracker is not None:
+            tracker.forget(key)
+            self._core.moved()
 
     def set_charset(self, charset: str) -> None:
         """Deprecated PyMySQL name of set_character_set()."""
@@ -1633,7 +1456,6 @@ class Connection:
             )
         self._enter()
         try:
-            self._lane_close()
             sql = _isolation_sql(name)
             self._broadcast(lambda conn: conn.query(sql))
             self._isolation = name
@@ -1652,7 +1474,7 @@ class Connection:
         connection is opened again, and a lost backend is not an error; without it a closed
         connection raises Error("Already closed") and a lost backend OperationalError.
         """
-        if self._closed:
+        if self._core.closed:
             if not reconnect:
                 raise err.Error("Already closed")
             self.connect()
@@ -1774,11 +1596,8 @@ class Connection:
 
         The master is connected, and with lazy_connections false every slave as well.
         """
-        if self._closed:
-            self._closed = False
-            self._failed.clear()
-            if self._state is not None:  # new sessions: nothing of the old ones is left
-                self._state = Tracker(self._state.mode, tuple(self._by_name))
+        if self._core.closed:
+            self._core.reopened()  # new sessions: nothing of the old ones is left
             logger.info("facade connection for group %r opened again", self.group.name)
         self._enter()
         try:
@@ -1796,18 +1615,19 @@ class Connection:
 
     def explain(self, sql: str) -> Explanation:
         """Return where *sql* would run and why; nothing is executed or connected."""
-        c = classify(sql, self._classifier)
-        d = self._decide(c)
+        decided = self._core.decided(sql, self._classifier)
+        c, d = decided.c, decided.d
         e = self._explain_routing(c, d)
-        if self._state is None:
+        tracker = self._core.tracker
+        if tracker is None:
             return e
         # No replica picked yet (random): judge state on the first, as a stand-in.
         chosen = e.server or (self._slave_names[0] if e.role == "slave" else None)
         if chosen is None:
             return e
-        plan = self._state.plan(
+        plan = tracker.plan(
             sql,
-            effects(sql),
+            decided.eff,
             chosen,
             read=c.read,
             fixed=_fixed_by(c, d.target),
@@ -1844,10 +1664,11 @@ class Connection:
                 )
             return Explanation(c.route, last.role, last.name, d.reason)
         reason = d.reason
+        age = self._core.policy.age
         if d.consistency == "session" and c.read:
             reason += "; service level session: a replica that has this connection's writes, else the master"
-        elif d.consistency == "eventual" and self._policy.age is not None:
-            reason += f"; service level eventual: a replica at most {self._policy.age} s behind"
+        elif d.consistency == "eventual" and age is not None:
+            reason += f"; service level eventual: a replica at most {age} s behind"
         return Explanation(c.route, "slave", self._picker.peek(self._slave_names), reason)
 
     def stats(self) -> dict[str, int]:
@@ -1866,17 +1687,22 @@ def _consumed(backend: Backend) -> None:
 _RETURNING: Final = re.compile(r"\bRETURNING\b", re.IGNORECASE)
 
 
-def _gtid_unreadable(reply: Any, cur: pymysql.cursors.Cursor | None) -> bool:
-    """True when the reply to a write cannot hold its GTID: more results follow (a CALL that
-    returned rows, a multi-statement string: the GTID comes in a later OK packet the
-    application may never read), or the write returned rows (MariaDB's ``RETURNING``), whose
-    EOF packet carries no session state."""
-    if reply.has_next:
-        return True
-    if reply.message is not None or cur is None:
-        return False  # an OK packet
-    executed = cur._executed  # type: ignore[attr-defined]
-    return isinstance(executed, str) and _RETURNING.search(executed) is not None
+def _reply(backend: Backend, cur: pymysql.cursors.Cursor | None) -> Reply:
+    """The facts of *backend*'s last reply that the core learns from (PyMySQL keeps the OK
+    packet's tail, which holds the session-state block, in ``_result.message``)."""
+    conn = backend.conn
+    if conn is None:
+        return Reply(0)
+    status: int = conn.server_status  # type: ignore[attr-defined]
+    result = conn._result  # type: ignore[attr-defined]
+    if result is None:
+        return Reply(status)
+    executed = getattr(cur, "_executed", None) if cur is not None else None
+    text = executed if isinstance(executed, str) else ""
+    message = result.message
+    # A write that returned rows (MariaDB's RETURNING): its EOF packet carries no state.
+    returned = message is None and cur is not None and _RETURNING.search(text) is not None
+    return Reply(status, message, bool(result.has_next), returned, text)
 
 
 def _fixed_by(c: Classification, target: Target) -> str:

@@ -1,9 +1,9 @@
 """The facade Cursor (PEP 249): run each statement on the backend its connection routes it to.
 
-The per-statement path is ``Cursor.execute``: the fast lane for a repeated plain read, else
-``Connection._route`` (classify: cached; decide: cached; pick a backend) and the backend's
-PyMySQL cursor. Failures go to ``Connection._recover``, which decides whether the statement
-runs again.
+The per-statement path is ``Cursor.execute``: a route the core remembered for this text in
+this state (one lookup), else ``Connection._route`` (the full decision); then the backend's
+PyMySQL cursor, and the reply goes back to the core. Failures go to ``Connection._recover``,
+which decides whether the statement runs again.
 
 A facade connection serves one thread at a time (PEP 249 threadsafety 1). Every call that
 talks to a server sets the connection's busy flag first; a second thread that calls while
@@ -18,39 +18,25 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pymysql
 import pymysql.cursors
 from pymysql import err
 
-from msplugin.consistency import SESSION_STATE_CHANGED
 from msplugin.filters import record_latency
-from msplugin.health import down as _down
-from msplugin.monitor import not_replicating as _not_replicating
-from msplugin.state import NOTHING
 
 if TYPE_CHECKING:
     from msplugin.backends import Backend
-    from msplugin.connection import Connection
+    from msplugin.connection import Connection, Step
+    from msplugin.core import Memo
 
 __all__ = ["Cursor", "CursorClass", "in_use_error"]
 
 route_logger = logging.getLogger("msplugin.routing")
-# What isEnabledFor() answered per level, which logging empties when any level changes
-# (Logger.setLevel, logging.disable): the fast lane logs nothing, so it runs only while this
-# says DEBUG is off, and an empty cache sends reads through _route, which asks again. Only
-# debug() is called on this logger, so DEBUG is its one entry.
-_route_levels: dict[int, bool] = getattr(route_logger, "_cache", {})
-_ROUTE_LOG_OFF: Final = {logging.DEBUG: False}  # a dict comparison costs less than a call
 
 CursorClass = type[pymysql.cursors.Cursor]
 _T = TypeVar("_T")
-
-_IN_TRANS: Final = pymysql.constants.SERVER_STATUS.SERVER_STATUS_IN_TRANS
-_AUTOCOMMIT: Final = pymysql.constants.SERVER_STATUS.SERVER_STATUS_AUTOCOMMIT
-# A fast-lane read whose reply has any flag but autocommit of these takes _after's full path.
-_LANE_STATUS: Final = _IN_TRANS | _AUTOCOMMIT | SESSION_STATE_CHANGED
 
 
 def in_use_error() -> err.ProgrammingError:
@@ -114,110 +100,94 @@ class Cursor:
             raise in_use_error()
         conn._busy = True
         try:
+            core = conn._core
+            memo = core.memo.get(query)
             picked = None
-            lane = conn._lane.get(query)
-            if lane is not None:
-                if (_down or _not_replicating) and conn._avoiding():
-                    conn._lane_close()  # reads avoid such servers: the pick may differ
-                elif _route_levels == _ROUTE_LOG_OFF:  # the routing log is off (and was asked)
-                    # The fast lane: a read whose route only needs a slave picked (see
-                    # Connection._lane_update); what _route and _after would do, inlined.
-                    backend = (
-                        conn._fixed_slave or conn._by_name[conn._picker.pick(conn._slave_names)]
-                    )
-                    bconn = backend.conn
-                    if bconn is None:
-                        picked = backend  # not connected yet, or lost: _route connects it
-                    else:
-                        cur = self._cursors.get(backend.name)
-                        if cur is None or cur.connection is not bconn:
-                            cur = self._cursor_for(backend)
-                        self._current = cur
-                        conn._last_used = backend
-                        counts = conn._stats.counts
-                        counts[lane[1]] += 1
-                        counts["use_slave"] += 1
-                        try:
-                            result = cur.execute(query, args)
-                        except err.MySQLError as exc:
-                            conn._c = lane[0]  # _c: read by _recover and _after only
-                            return self._run_again(exc, query, args, cur)
-                        if bconn.server_status & _LANE_STATUS != _AUTOCOMMIT:  # type: ignore[attr-defined]
-                            conn._c = lane[0]
-                            conn._eff = NOTHING  # a transaction opened, or session state changed
-                            conn._after(backend, cur)
-                        elif conn._state is not None:
-                            conn._state.found_rows_home = backend.name
-                        return result
+            if memo is not None and (backend := conn._memo_backend(memo)) is not None:
+                bconn = backend.conn
+                if bconn is not None:
+                    return self._remembered(memo, backend, bconn, query, args)
+                if memo.candidates:
+                    picked = backend  # a slave not connected yet, or lost: _route connects it
             return self._routed(query, args, picked)
         except UnicodeEncodeError as exc:
-            conn._lane_close()
             raise encode_error(exc, conn.character_set_name()) from exc
         finally:
             conn._busy = False
 
+    def _remembered(self, memo: Memo, backend: Backend, bconn: Any, query: str, args: Any) -> int:
+        """Run a statement whose route the core remembered, on *backend*."""
+        conn = self.connection
+        core = conn._core
+        cur = self._cursors.get(backend.name)
+        if cur is None or cur.connection is not bconn:
+            cur = self._cursor_for(backend)
+        self._current = cur
+        name = backend.name
+        core.hit(memo, name)
+        if memo.dirty:
+            backend.dirty = True
+        if route_logger.isEnabledFor(logging.DEBUG):
+            route_logger.debug("%s -> %s: %s", query[:200], name, memo.reason)
+        try:
+            result = cur.execute(query, args)
+        except err.MySQLError as exc:
+            return self._run_again(exc, args, cur, conn._step(memo, backend, query))
+        if not core.replied(memo, name, bconn.server_status):
+            conn._after(conn._step(memo, backend, query), cur)
+        return result
+
     def _routed(self, query: str, args: Any, picked: Backend | None = None) -> int:
         """Route *query* the full way, run it, and recover from a failure. The caller holds
         the connection's token."""
-        conn = self.connection
+        step = self.connection._route(query, picked)
         try:
-            backend = conn._route(query, picked)
-        except BaseException:
-            conn._lane_close()  # it may have left the connection half-way (a new pick, ...)
-            raise
-        cur = None
-        try:
-            cur = self._cursors.get(backend.name)
-            if cur is None or cur.connection is not backend.conn:  # _cursor_for, inlined
-                cur = self._cursor_for(backend)
-            return self._run(backend, cur, query, args)
+            cur = self._cursor_for(step.backend)
+            return self._run(step, cur, args)
         except err.MySQLError as exc:
-            return self._run_again(exc, query, args, self._current)
+            return self._run_again(exc, args, self._current, step)
 
-    def _run(self, backend: Backend, cur: pymysql.cursors.Cursor, query: str, args: Any) -> int:
+    def _run(self, step: Step, cur: pymysql.cursors.Cursor, args: Any) -> int:
         conn = self.connection
         self._current = cur
-        if conn._check is not None:
-            return self._execute_checked(backend, cur, query, args)
+        if step.check is not None:
+            return self._execute_checked(step, cur, args)
         if conn._timed:
-            return self._run_timed(backend, cur, query, args)
-        result = cur.execute(query, args)
-        conn._after(backend, cur)
+            return self._run_timed(step, cur, args)
+        result = cur.execute(step.sql, args)
+        conn._after(step, cur)
         return result
 
-    def _run_timed(
-        self, backend: Backend, cur: pymysql.cursors.Cursor, query: str, args: Any
-    ) -> int:
+    def _run_timed(self, step: Step, cur: pymysql.cursors.Cursor, args: Any) -> int:
         """fastest_response: the statement's round trip feeds its server's moving average."""
         start = time.perf_counter()
-        result = cur.execute(query, args)
-        record_latency(backend.address, time.perf_counter() - start)
-        self.connection._after(backend, cur)
+        result = cur.execute(step.sql, args)
+        record_latency(step.backend.address, time.perf_counter() - start)
+        self.connection._after(step, cur)
         return result
 
     def _run_again(
-        self, exc: err.MySQLError, query: str, args: Any, cur: pymysql.cursors.Cursor | None
+        self, exc: err.MySQLError, args: Any, cur: pymysql.cursors.Cursor | None, step: Step
     ) -> int:
         """The statement failed: run it again where the rules allow (see msplugin.retry), else
         raise. The failed backend is the last used one (a session check may have moved the
         read to the master)."""
         conn = self.connection
-        conn._lane_close()
         attempt = 0
         while True:
             failed = conn._last_used
             assert failed is not None
-            backend = conn._recover(failed, exc, query, args, cur, attempt)
+            if failed is not step.backend:
+                step = conn._step_on(step, failed)
+            step = conn._recover(step, exc, args, cur, attempt)
             attempt += 1
             try:
-                cur = self._cursor_for(backend)
-                return self._run(backend, cur, query, args)
+                cur = self._cursor_for(step.backend)
+                return self._run(step, cur, args)
             except err.MySQLError as again:
                 exc = again
 
-    def _execute_checked(
-        self, backend: Backend, cur: pymysql.cursors.Cursor, query: str, args: Any
-    ) -> int:
+    def _execute_checked(self, step: Step, cur: pymysql.cursors.Cursor, args: Any) -> int:
         """A session-consistent read: run it on the replica only if it has the GTID.
 
         With multi-statements enabled on the replica the check travels in the same packet as
@@ -226,31 +196,25 @@ class Cursor:
         twice is harmless.
         """
         conn = self.connection
-        check = conn._check
+        check, backend, query = step.check, step.backend, step.sql
         assert check is not None
-        conn._check = None
+        step.check = None
         if backend.multi_statements:
             # PyMySQL interpolates args into the whole text: a % of the check must be doubled.
             prefix = check if args is None else check.replace("%", "%%")
             if conn._run_check(cur, f"{prefix};{query}", args):
                 cur.nextset()
                 conn._check_result(backend, True)
-                conn._after(backend, cur)
+                conn._after(step, cur)
                 return cur.rowcount
         elif conn._run_check(cur, check, None):
             conn._check_result(backend, True)
             result = cur.execute(query, args)
-            conn._after(backend, cur)
+            conn._after(step, cur)
             return result
         conn._check_result(backend, False)
-        master = conn._master()
-        conn._last_used = master
-        conn._stats.counts["use_master_session"] += 1
-        if route_logger.isEnabledFor(logging.DEBUG):
-            route_logger.debug(
-                "%s -> %s: session check failed on %s", query[:200], master.name, backend.name
-            )
-        mcur = self._cursor_for(master)
+        master = conn._session_fallback(step)
+        mcur = self._cursor_for(master.backend)
         self._current = mcur
         result = mcur.execute(query, args)
         conn._after(master, mcur)
@@ -261,15 +225,12 @@ class Cursor:
         conn = self.connection
         conn._enter()
         try:
-            backend = conn._route(query)
-            if conn._check is not None:
+            step = conn._route(query)
+            if step.check is not None:
                 # A session read that would need a per-execution check: the master has the data.
-                conn._check = None
-                backend = conn._master()
-                conn._last_used = backend
-                conn._stats.counts["use_master_session"] += 1
+                step = conn._session_fallback(step)
             return self._run_once(
-                backend, lambda cur: cur.executemany(query, args), "executemany() is never retried"
+                step, lambda cur: cur.executemany(query, args), "executemany() is never retried"
             )
         finally:
             conn._leave()
@@ -279,9 +240,9 @@ class Cursor:
         conn = self.connection
         conn._enter()
         try:
-            backend = conn._route("CALL")
+            step = conn._route("CALL")
             return self._run_once(
-                backend,
+                step,
                 lambda cur: cur.callproc(procname, args),
                 "a procedure call is never retried",
             )
@@ -289,21 +250,21 @@ class Cursor:
             conn._leave()
 
     def _run_once(
-        self, backend: Backend, run: Callable[[pymysql.cursors.Cursor], _T], refusal: str
+        self, step: Step, run: Callable[[pymysql.cursors.Cursor], _T], refusal: str
     ) -> _T:
         """Run a call that is never retried (it may have run in part): a lost connection
         raises with *refusal*."""
         conn = self.connection
-        cur = self._cursor_for(backend)
+        cur = self._cursor_for(step.backend)
         self._current = cur
         try:
             result = run(cur)
         except UnicodeEncodeError as exc:
             raise encode_error(exc, conn.character_set_name()) from exc
         except err.MySQLError as exc:
-            conn._raise_if_lost(backend, exc, refusal)
+            conn._raise_if_lost(step.backend, exc, refusal)
             raise
-        conn._after(backend, cur)
+        conn._after(step, cur)
         return result
 
     def mogrify(self, query: str, args: Any = None) -> str:

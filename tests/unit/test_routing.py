@@ -158,27 +158,6 @@ def test_random_spreads_and_weights_bias() -> None:
     assert counts["slave_0"] > 900
 
 
-def test_the_fast_lane_sees_the_routing_log_level_change() -> None:
-    """The lane reads logging's per-logger cache instead of calling isEnabledFor(); this
-    Python's logging must fill and empty it as msplugin.cursor expects."""
-    import logging
-
-    from msplugin import cursor as connection
-
-    log = logging.getLogger("msplugin.routing")
-    level = log.level
-    try:
-        log.setLevel(logging.INFO)
-        assert connection._route_levels == {}  # emptied by setLevel: reads take _route
-        assert not log.isEnabledFor(logging.DEBUG)
-        assert connection._route_levels == connection._ROUTE_LOG_OFF  # the lane may run
-        log.setLevel(logging.DEBUG)
-        assert log.isEnabledFor(logging.DEBUG)
-        assert connection._route_levels != connection._ROUTE_LOG_OFF
-    finally:
-        log.setLevel(level)
-
-
 def test_replicas_not_replicating_longer_than_the_limit_are_left_out() -> None:
     from msplugin.routing import split_replicating
 

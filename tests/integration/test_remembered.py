@@ -1,9 +1,9 @@
-"""The fast lane (Cursor.execute) routes exactly as the full path does.
+"""Remembered routes (the core's memo) route exactly as the full path does.
 
-A repeated plain read skips classification, decision and session-state checks while the
-connection is quiet. These tests run the same statement sequences through a connection with
-the lane and one without it, and compare where every statement ran, what it raised or
-warned, and the statistics.
+A statement already decided in the same state skips classification, decision and
+session-state checks, and its reply is learned from by one status comparison. These tests run
+the same statement sequences through a connection that remembers routes and one that does
+not, and compare where every statement ran, what it raised or warned, and the statistics.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 
 READ = "SELECT @@server_id"
 
-# Statements (and API calls, as "api:...") that open, close or depend on what the lane needs.
+# Statements (and API calls, as "api:...") that change the state or depend on it.
 VOCABULARY = (
     READ,
     "SELECT @@server_id, COUNT(*) FROM lane_t",
@@ -56,7 +56,7 @@ VOCABULARY = (
     "api:begin",
 )
 
-# Runs of plain reads between the other statements: the lane needs repeats to open.
+# Runs of repeated statements between the others: a route is remembered on its first run.
 STEPS = st.lists(
     st.one_of(
         st.sampled_from(VOCABULARY).map(lambda step: [step]),
@@ -111,7 +111,7 @@ def run(conn: msplugin.Connection, steps: list[str]) -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("keys", CONFIGS.values(), ids=CONFIGS.keys())
-def test_the_lane_routes_every_sequence_as_the_full_path(
+def test_remembered_routes_route_every_sequence_as_the_full_path(
     make_config: Callable[..., str], keys: dict[str, Any]
 ) -> None:
     # roundrobin: both connections pick the same slaves in the same order.
@@ -126,11 +126,12 @@ def test_the_lane_routes_every_sequence_as_the_full_path(
     @given(STEPS)
     def compare(steps: list[str]) -> None:
         with msplugin.connect("sandbox", config=config) as full:
-            full._lane_able = False
+            full._core.remembers = False
+            full._core.moved()
             expected = run(full, steps)
             expected_stats = full.stats()
         with msplugin.connect("sandbox", config=config) as fast:
-            # A statement that ran without a call to _route took the lane.
+            # A statement that ran without a call to _route took its remembered route.
             routed: list[str] = []
             route = fast._route
 
@@ -156,38 +157,44 @@ def test_the_lane_routes_every_sequence_as_the_full_path(
             assert fast.stats() == expected_stats
 
     compare()
-    assert len(laned) >= 30, f"only {len(laned)} statements reached the fast lane"
+    assert len(laned) >= 30, f"only {len(laned)} statements took a remembered route"
 
 
-def test_repeated_reads_take_the_lane_and_count_as_routed_reads(sandbox: Sandbox) -> None:
+def test_repeated_reads_are_remembered_and_count_as_routed_reads(sandbox: Sandbox) -> None:
     with msplugin.connect("sandbox", config=str(sandbox.config_path)) as conn:
         first = server_id(conn)
         assert first in REPLICAS
-        assert READ in conn._lane
-        for _ in range(3):
+        # The first statement changed the state (a server was used): decided again once.
+        assert READ not in conn._core.memo
+        assert server_id(conn) == first
+        assert READ in conn._core.memo
+        for _ in range(2):
             assert server_id(conn) == first  # random once: the same replica
         stats = conn.stats()
         assert stats["use_slave"] == 4
         assert stats["use_slave_guess"] == 4
 
 
-def test_the_lane_closes_for_a_transaction_sent_as_sql(sandbox: Sandbox) -> None:
+def test_a_transaction_sent_as_sql_changes_the_state_routes_are_remembered_in(
+    sandbox: Sandbox,
+) -> None:
     with msplugin.connect("sandbox", config=str(sandbox.config_path)) as conn:
         server_id(conn)
         server_id(conn)
         conn.cursor().execute("SET autocommit = 0")  # only the master's reply says so
-        assert not conn._lane
+        assert READ not in conn._core.memo
         assert server_id(conn) == 1  # trx_stickiness master: the open transaction's server
         conn.cursor().execute("SET autocommit = 1")
         assert server_id(conn) in REPLICAS
 
 
-def test_switching_the_routing_log_on_logs_lane_reads(
+def test_switching_the_routing_log_on_logs_remembered_reads(
     sandbox: Sandbox, caplog: pytest.LogCaptureFixture
 ) -> None:
     with msplugin.connect("sandbox", config=str(sandbox.config_path)) as conn:
         server_id(conn)
-        assert READ in conn._lane
+        server_id(conn)
+        assert READ in conn._core.memo
         caplog.set_level(logging.DEBUG, logger="msplugin.routing")
         server_id(conn)
         assert [r.getMessage() for r in caplog.records] == [
@@ -195,33 +202,42 @@ def test_switching_the_routing_log_on_logs_lane_reads(
         ]
 
 
-def test_a_server_marked_down_sends_lane_reads_through_routing(sandbox: Sandbox) -> None:
+def test_a_server_marked_down_sends_remembered_reads_through_routing(sandbox: Sandbox) -> None:
     """random once picked a slave; while it is down (quarantined) reads go to the other one,
-    exactly as without the lane, and stay there afterwards (the new pick is kept)."""
+    exactly as without remembered routes, and stay there afterwards (the new pick is kept)."""
     with msplugin.connect("sandbox", config=str(sandbox.config_path)) as conn:
+        routed: list[str] = []
+        route = conn._route
+
+        def counting(query: str, picked: Any = None) -> Any:
+            routed.append(query)
+            return route(query, picked)
+
+        conn._route = counting  # type: ignore[method-assign]
         server_id(conn)
         server_id(conn)
         first = conn.last_used
-        assert first is not None and READ in conn._lane
+        assert first is not None and READ in conn._core.memo
         key = conn._by_name[first.name].address
         health.down[key] = "test: marked down"
         try:
             other = server_id(conn)
             assert other in REPLICAS
             assert conn.last_used is not None and conn.last_used.name != first.name
-            assert not conn._lane  # closed while a server is down
+            assert len(routed) == 3  # the full path while a server is down
         finally:
             health.down.pop(key, None)
         assert server_id(conn) == other
         assert server_id(conn) == other
-        assert READ in conn._lane
+        assert len(routed) == 3  # remembered again, with the new pick
 
 
-def test_a_quarantined_server_of_another_group_leaves_the_lane_open(
+def test_a_quarantined_server_of_another_group_keeps_routes_remembered(
     make_config: Callable[..., str],
 ) -> None:
     """Only this group's servers matter: a server another topology of the process lost does
-    not send every read of this one through routing, and the lane's pick is the full path's."""
+    not send every read of this one through routing, and the remembered pick is the full
+    path's."""
     with msplugin.connect("sandbox", config=make_config(filters={"roundrobin": []})) as conn:
         routed: list[str] = []
         route = conn._route
@@ -237,6 +253,6 @@ def test_a_quarantined_server_of_another_group_leaves_the_lane_open(
         try:
             before = len(routed)
             assert [server_id(conn) for _ in range(4)] == [2, 3, 2, 3]
-            assert len(routed) == before  # every one took the lane
+            assert len(routed) == before  # every one took its remembered route
         finally:
             health.down.pop(elsewhere, None)

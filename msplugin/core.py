@@ -1,0 +1,488 @@
+"""The facade connection's state as explicit values, and the decisions made from it.
+
+Pure: no socket, thread, sleep or driver import. The edge (msplugin.connection) asks the core
+where a statement goes, runs it, and hands the reply's facts back (``learn``); the core keeps
+the transaction, the last used server, GTIDs and session state, and counts the statistics.
+
+The cheap path: a statement decided once in a given state is remembered (a ``Memo``) in that
+state's memo, keyed by its text. Every change of state goes through ``moved()``, the one
+place that picks the memo of the new state (or none, when something other than the text and
+the state decides routes: filters that see each statement, a lag limit, a failed server,
+pending session state). A repeated statement then costs one dict lookup to route and one
+status comparison to learn from, writes and transactions included.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Final, NamedTuple
+
+from msplugin.classify import CACHE_MAX_LEN, Classification, classify
+from msplugin.config import GroupConfig
+from msplugin.consistency import (
+    SESSION_STATE_CHANGED,
+    TRACK_SCHEMA,
+    TRACK_STATE_CHANGE,
+    TRACK_SYSTEM_VARIABLES,
+    GtidState,
+    gtid_from_session_state,
+    is_valid_gtid,
+    schema_name,
+    session_state_items,
+    system_variable,
+    wait_sql,
+)
+from msplugin.routing import AUTOCOMMIT_OFF, NO_TRANSACTION, OPEN, Decision, Policy, Target, decide
+from msplugin.state import NOTHING, Effects, Tracker, effects
+from msplugin.stats import Stats
+
+__all__ = ["AUTOCOMMIT", "IN_TRANS", "ConnectionCore", "Decided", "Memo", "Reply"]
+
+state_logger = logging.getLogger("msplugin.state")
+
+# Server status bits (PyMySQL's SERVER_STATUS values, which are the protocol's).
+IN_TRANS: Final = 1
+AUTOCOMMIT: Final = 2
+# A remembered statement's reply is compared on these bits only: the ones learning reads.
+WATCH: Final = IN_TRANS | AUTOCOMMIT | SESSION_STATE_CHANGED
+_CACHE_MAX: Final = 1024
+_NO_MEMO: Final[dict[str, Memo]] = {}  # never written: every lookup misses
+
+
+class Decided(NamedTuple):
+    """What the text and the connection's state say of a statement (cached per both)."""
+
+    c: Classification
+    d: Decision
+    eff: Effects
+    memo_ok: bool  # may be remembered once it ran: it touches no state and needs no check
+
+
+class Memo:
+    """A statement decided in one state, and what it does to that state: routed again by
+    one lookup, learned from by one comparison of the reply's status with *expect*."""
+
+    __slots__ = (
+        "candidates",
+        "decided",
+        "dirty",
+        "expect",
+        "pin",
+        "read",
+        "reason",
+        "server",
+        "stat",
+    )
+
+    def __init__(
+        self,
+        decided: Decided,
+        stat: str,
+        reason: str,
+        server: str | None,
+        candidates: tuple[str, ...],
+        expect: int,
+        *,
+        pin: bool,
+        dirty: bool,
+    ) -> None:
+        self.decided = decided
+        self.stat = stat
+        self.reason = reason
+        self.server = server  # None: picked among *candidates* for each statement
+        self.candidates = candidates
+        self.expect = expect
+        self.pin = pin  # the reply opened a transaction here: it pins the connection
+        self.read = decided.c.read
+        self.dirty = dirty
+
+
+class Reply(NamedTuple):
+    """The facts of a reply that learning reads (the edge takes them from its driver)."""
+
+    status: int
+    message: bytes | None = None  # an OK packet's tail (session-state block); None: rows
+    has_next: bool = False  # more results follow
+    returned_rows: bool = False  # a write that returned rows (RETURNING): no GTID there
+    executed: str = ""  # the text as sent, arguments interpolated (for replaying settings)
+
+
+def configured_qos(group: GroupConfig) -> tuple[str, int | None]:
+    """The service level and age limit the group's filters configure."""
+    for f in group.filters:
+        if f.name == "quality_of_service" and f.qos_level is not None:
+            return f.qos_level, f.qos_age
+    if group.global_transaction_id_injection is not None:
+        return "session", None  # mysqlnd_ms configs set this up for read-your-writes
+    return "eventual", None
+
+
+class ConnectionCore:
+    """One facade connection's routing state and rules; see the module docstring."""
+
+    def __init__(
+        self, group: GroupConfig, *, autocommit: bool, memo_able: bool, stats: Stats
+    ) -> None:
+        self.group = group
+        self.master_names = tuple(s.name for s in group.masters)
+        self.slave_names = tuple(s.name for s in group.slaves)
+        self.roles = {s.name: s.role for s in (*group.masters, *group.slaves)}
+        qos, age = configured_qos(group)
+        self.policy = Policy(
+            trx_stickiness=group.trx_stickiness,
+            master_on_write=group.master_on_write,
+            qos=qos,
+            age=age,
+            has_slaves=bool(group.slaves),
+        )
+        self.sticky = group.trx_stickiness != "disabled"
+        self.injection = group.global_transaction_id_injection
+        # Native GTID tracking, unless a ported mysqlnd_ms config fetches GTIDs with its own SQL.
+        self.track_gtids = qos == "session" and not (
+            self.injection is not None and self.injection.fetch_last_gtid
+        )
+        self.session_configured = qos == "session"
+        self.stats = stats
+        self.counts = stats.counts
+        # The state.
+        self.autocommit = autocommit
+        self.sql_autocommit_off = False  # SET autocommit=0 sent as SQL: the master's reply
+        self.pinned: str | None = None  # the backend holding the open transaction
+        self.xa = False
+        self.wrote = False
+        self.last_used: str | None = None
+        self.failed: set[str] = set()
+        self.closed = False
+        self.gtid = GtidState()
+        self.flavors: dict[str, str] = {}  # backend -> "mariadb" | "mysql", once connected
+        self.tracker: Tracker | None = None
+        if group.session_state != "off":
+            self.tracker = Tracker(group.session_state, tuple(self.roles))
+        # False: every statement takes the full path (the tests compare the two paths).
+        self.remembers = memo_able and self.injection is None
+        self._decided: dict[tuple[str, str, bool, bool], Decided] = {}
+        self._memos: dict[tuple[str, bool, str | None, bool, bool], dict[str, Memo]] = {}
+        self.memo: dict[str, Memo] = _NO_MEMO
+        self.moved()
+
+    # ------------------------------------------------------------------ the state, in one place
+
+    def trx_context(self) -> str:
+        """No transaction, one open (pinned), or autocommit off (the next statement opens one)."""
+        if self.pinned is not None:
+            return OPEN
+        if not self.autocommit or self.sql_autocommit_off:
+            return AUTOCOMMIT_OFF
+        return NO_TRANSACTION
+
+    def moved(self) -> None:
+        """The state may have changed: take the memo of the new state, or none if more than
+        the text and the state decides a route now."""
+        tracker = self.tracker
+        if (
+            not self.remembers
+            or self.closed
+            or self.policy.age is not None
+            or self.failed
+            or (tracker is not None and not tracker.quiet())
+        ):
+            self.memo = _NO_MEMO
+            return
+        key = (
+            self.trx_context(),
+            self.autocommit,
+            self.pinned,
+            self.wrote and self.policy.master_on_write,
+            self.last_used is not None,
+        )
+        memo = self._memos.get(key)
+        if memo is None:
+            memo = self._memos[key] = {}
+        self.memo = memo
+
+    def forget_memos(self) -> None:
+        """What remembered statements were decided under changed (the policy, the state
+        tracking): decide everything again."""
+        self._memos.clear()
+        self._decided.clear()
+        self.moved()
+
+    # ------------------------------------------------------------------ deciding
+
+    def decided(self, sql: str, classifier: str) -> Decided:
+        """Classification, decision and session effects of *sql* in the current state."""
+        key = (sql, self.trx_context(), self.wrote, self.last_used is not None)
+        found = self._decided.get(key)
+        if found is not None:
+            return found
+        c = classify(sql, classifier)  # type: ignore[arg-type]
+        d = decide(c, self.policy, key[1], key[2], key[3])
+        eff = effects(sql)
+        memo_ok = (
+            eff is NOTHING
+            and not c.trx
+            and c.statements == 1
+            and (
+                d.target is Target.MASTER
+                or d.target is Target.TRANSACTION
+                or (d.target is Target.SLAVE and d.consistency == "eventual" and c.read)
+            )
+        )
+        found = Decided(c, d, eff, memo_ok)
+        if len(sql) <= CACHE_MAX_LEN:
+            if len(self._decided) >= _CACHE_MAX:
+                self._decided.clear()  # literals in the text: cheaper than an LRU
+            self._decided[key] = found
+        return found
+
+    def remember(
+        self,
+        memo: dict[str, Memo],
+        sql: str,
+        decided: Decided,
+        reason: str,
+        server: str,
+        candidates: tuple[str, ...],
+        fixed: bool,
+        status: int,
+    ) -> None:
+        """*sql*, decided under *memo*'s state, ran on *server* and left *status*: remember
+        it there if learning from it changed nothing but, maybe, pinned *server*."""
+        if memo is _NO_MEMO or len(sql) > CACHE_MAX_LEN:
+            return
+        pin = self.pinned == server and memo is not self.memo
+        if memo is not self.memo and not pin:
+            return  # learning changed more than a pin: decided anew in the new state
+        if len(memo) >= _CACHE_MAX:
+            memo.clear()
+        memo[sql] = Memo(
+            decided,
+            decided.d.stat if decided.d.target is not Target.TRANSACTION else "trx_master_forced",
+            reason,
+            server if fixed else None,
+            candidates,
+            status & (IN_TRANS | AUTOCOMMIT),  # a session-state block is always learned from
+            pin=pin,
+            dirty=not self.autocommit,
+        )
+
+    def hit(self, memo: Memo, name: str) -> None:
+        """A remembered statement is about to run on *name*: count it."""
+        counts = self.counts
+        counts[memo.stat] += 1
+        if self.roles[name] == "slave":
+            counts["use_slave"] += 1
+        else:
+            counts["use_master"] += 1
+            self.wrote = True  # in the memo's key when master_on_write makes it matter
+        self.last_used = name
+
+    def replied(self, memo: Memo, name: str, status: int) -> bool:
+        """A remembered statement ran on *name* and replied *status*: learn from it; False
+        if the reply differs from the remembered one or carries a session-state block (the
+        edge then learns the full way)."""
+        if status & WATCH != memo.expect:
+            return False
+        tracker = self.tracker
+        if tracker is not None:
+            if memo.read:
+                tracker.found_rows_home = name
+            else:
+                tracker.last_insert_home = name
+        if memo.pin:
+            self.pinned = name
+            self.moved()
+        return True
+
+    def routed(self, name: str, role: str, stat: str) -> None:
+        """The full path chose *name* (with statistic *stat*) for a statement about to run."""
+        counts = self.counts
+        counts[stat] += 1
+        if role == "master":
+            counts["use_master"] += 1
+            if not self.wrote:
+                self.wrote = True
+        else:
+            counts["use_slave"] += 1
+        self.last_used = name
+
+    # ------------------------------------------------------------------ learning from replies
+
+    def learn(self, c: Classification, eff: Effects, name: str, reply: Reply) -> bool:
+        """Learn from the reply to a statement the full path ran on *name*: a transaction
+        opened or ended, session state, the GTID of a write. True if a write committed (the
+        edge then runs a mysqlnd_ms GTID injection statement, when one is configured)."""
+        status = reply.status
+        master = self.roles[name] == "master"
+        tracker = self.tracker
+        if tracker is not None:
+            if eff is NOTHING and not status & SESSION_STATE_CHANGED and not c.trx:
+                # The common statement: only where LAST_INSERT_ID()/FOUND_ROWS() live moves.
+                if c.read:
+                    tracker.found_rows_home = name
+                else:
+                    tracker.last_insert_home = name
+            else:
+                self._state_after(tracker, c, eff, name, reply)
+        if master:
+            self.sql_autocommit_off = not status & AUTOCOMMIT
+        if self.sticky:
+            self._learn_transaction(c, name, status, master)
+        committed = False
+        if master and not c.read:
+            done = self.autocommit and not status & IN_TRANS and not self.xa
+            committed = done or c.trx == "end"
+            self.learn_gtid(name, reply, committed)
+        return committed
+
+    def _learn_transaction(self, c: Classification, name: str, status: int, master: bool) -> None:
+        if c.trx == "xa_begin":
+            self.xa = True
+        if c.trx in ("end", "xa_end"):
+            self.pinned = None
+            self.xa = False
+        elif self.xa or status & IN_TRANS or (not status & AUTOCOMMIT and master):
+            self.pinned = name
+        elif self.pinned == name:
+            self.pinned = None  # ended by the server: implicit commit (DDL), procedure
+
+    def learn_gtid(self, name: str, reply: Reply | None, committed: bool) -> None:
+        """A write on master *name* was answered (*reply*; None: a commit() call): read its
+        GTID when tracked, and prepare the check that session reads will need."""
+        gs = self.gtid
+        if not self.track_gtids:
+            # Unknown unless a mysqlnd_ms fetch_last_gtid statement tells it (gtid_written).
+            gs.untracked_write = True
+            return
+        if reply is None:
+            return
+        if reply.has_next or (reply.message is None and reply.returned_rows):
+            # Only the master surely has this write until a later write's GTID is known.
+            gs.untracked()
+            self.counts["gtid_untracked"] += 1
+        elif reply.status & SESSION_STATE_CHANGED and reply.message is not None:
+            # (message None: rows came back, and the status is from an older OK packet.)
+            gtid = gtid_from_session_state(reply.message)
+            if gtid:
+                self.gtid_written(gtid, name)
+
+    def gtid_written(self, gtid: str, name: str) -> None:
+        """Reads must now see *gtid*, written on master *name*."""
+        gs = self.gtid
+        gs.require(gtid, time.monotonic())
+        gs.last_write = gtid
+        gs.untracked_write = False
+        # Built now, with the reply to the write, rather than on the read that follows:
+        # a read is where the application waits (replicas share the master's flavor).
+        self.prepare_check(self.flavors.get(name, "mariadb"))
+        self.counts["gtid_tracked"] += 1
+
+    def prepare_check(self, flavor: str) -> bool:
+        """Build and validate the check statement for the current GTID on replicas of
+        *flavor*, once per GTID; False if the GTID cannot be checked."""
+        gs = self.gtid
+        assert gs.gtid is not None
+        try:
+            gs.check_sql, gs.check_is_wait = self._build_check(gs.gtid, flavor)
+        except ValueError:
+            return False
+        gs.check_key = (gs.gtid, flavor)
+        return True
+
+    def _build_check(self, gtid: str, flavor: str) -> tuple[str, bool]:
+        """The statement that tells whether a replica has *gtid*, and whether it is a wait
+        (0 = applied) rather than mysqlnd_ms's check_for_gtid (a row = applied)."""
+        injection = self.injection
+        if injection is not None and injection.check_for_gtid:
+            if not (is_valid_gtid(gtid, "mariadb") or is_valid_gtid(gtid, "mysql")):
+                raise ValueError(gtid)
+            return injection.check_for_gtid.replace("#GTID", f"'{gtid}'"), False
+        timeout = injection.wait_for_gtid_timeout if injection is not None else 0
+        return wait_sql(flavor, gtid, timeout), True
+
+    def _state_after(
+        self, tracker: Tracker, c: Classification, eff: Effects, name: str, reply: Reply
+    ) -> None:
+        tracker.record(eff, name, read=c.read, executed=reply.executed if eff.setting else "")
+        if eff is not NOTHING:
+            return  # the text explains what the server may report
+        if reply.status & SESSION_STATE_CHANGED and reply.message:
+            # Only an OK packet carries the state block (a result set leaves the flag set).
+            self._server_reported(tracker, name, reply.message)
+        if c.trx in ("begin", "begin_ro", "xa_begin"):
+            tracker.transaction_began(name)
+
+    def _server_reported(self, tracker: Tracker, name: str, message: bytes) -> None:
+        """The server changed session state that the statement's text does not explain
+        (a procedure, a trigger): record what it said."""
+        schema: str | None = None
+        variables: dict[str, str] = {}
+        changed = False
+        for kind, data in session_state_items(message):
+            if kind == TRACK_SCHEMA:
+                schema = schema_name(data)
+            elif kind == TRACK_SYSTEM_VARIABLES:
+                var, value = system_variable(data)
+                if var != "last_gtid":
+                    variables[var] = value
+            elif kind == TRACK_STATE_CHANGE:
+                changed = True
+        if schema is None and not variables and not changed:
+            return
+        self.counts["state_server_changes"] += 1
+        state_logger.info(
+            "%s: the server reported session state changes no statement text explains%s",
+            name,
+            f" (database {schema})" if schema is not None else "",
+        )
+        tracker.server_reported(name, schema=schema, variables=variables)
+
+    # ------------------------------------------------------------------ changes the API makes
+
+    def ended(self) -> None:
+        """commit(), rollback(), close() or autocommit(True) ended any open transaction."""
+        self.pinned = None
+        self.xa = False
+        self.moved()
+
+    def set_autocommit(self, value: bool) -> None:
+        self.autocommit = value
+        self.sql_autocommit_off = False  # sent to every open session, the master's included
+        self.counts["trx_autocommit_on" if value else "trx_autocommit_off"] += 1
+        if value:
+            self.pinned = None  # switching autocommit on commits what was open
+            self.xa = False
+        self.moved()
+
+    def lost(self, name: str) -> None:
+        """Backend *name*'s session is gone: what it held is gone too."""
+        if self.tracker is not None:
+            self.tracker.lost(name)
+        if self.roles[name] == "master":
+            self.sql_autocommit_off = False
+        self.moved()
+
+    def set_tracker(self, tracker: Tracker | None) -> None:
+        self.tracker = tracker
+        self.forget_memos()
+
+    def set_policy(self, policy: Policy) -> None:
+        self.policy = policy
+        self.forget_memos()
+
+    def mark_failed(self, name: str) -> None:
+        self.failed.add(name)
+        self.moved()
+
+    def unmark_failed(self, name: str) -> None:
+        self.failed.discard(name)
+        self.moved()
+
+    def reopened(self) -> None:
+        """connect() after close(): new sessions, nothing of the old ones is left."""
+        self.closed = False
+        self.failed.clear()
+        if self.tracker is not None:
+            self.tracker = Tracker(self.tracker.mode, tuple(self.roles))
+        self.moved()
