@@ -83,6 +83,7 @@ def connect(
     autocommit: bool = True,
     cursorclass: CursorClass = pymysql.cursors.Cursor,
     pick_server: UserCallback | str | None = None,
+    connect_factory: Callable[..., Any] | None = None,
     **connect_kwargs: Any,
 ) -> Connection:
     """Open a facade connection to the servers of *group*.
@@ -93,7 +94,10 @@ def connect(
     defaults for every server; per-server keys override them. *pick_server* is the ``user``
     filter's callback (a callable or "module:function"), when the configuration does not name
     one. Nothing is connected yet when ``lazy_connections`` is true (the default) or
-    ``defer_connect=True`` is given.
+    ``defer_connect=True`` is given. *connect_factory* opens every connection msplugin makes
+    for this facade connection (backends, pooled ones, health checks, the replica monitor)
+    instead of msplugin's PyMySQL subclass: it takes PyMySQL's connect() keywords and returns
+    a PyMySQL-compatible connection (see msplugin.driver for what is lost).
     """
     opts = sort_options({"user": user, "password": password, "database": database}, connect_kwargs)
     cfg = config if isinstance(config, Config) else load_config(config)
@@ -110,6 +114,7 @@ def connect(
             if isinstance(pick_server, str)
             else pick_server
         ),
+        connect_factory=connect_factory,
     )
     if not conn.group.lazy_connections and not opts.defer_connect:
         conn._connect_all()
@@ -169,6 +174,7 @@ class Connection:
         cursorclass: CursorClass,
         connect_kwargs: Mapping[str, Any],
         pick_server: UserCallback | None = None,
+        connect_factory: Callable[..., Any] | None = None,
     ) -> None:
         self.group = group
         self._masters = [Backend(s) for s in group.masters]
@@ -203,6 +209,9 @@ class Connection:
         for key, value in (("user", user), ("password", password), ("database", database)):
             if value is not None:
                 self._defaults[key] = value
+        if connect_factory is not None:
+            # Travels with the keywords: to pools (a pool per factory), probes and monitors.
+            self._defaults["connect_factory"] = connect_factory
         # API-level state that overrides per-server keys on every backend (select_db etc.).
         self._overrides: dict[str, Any] = {"autocommit": autocommit}
         self._isolation: str | None = None  # set_isolation_level(): applied to every backend
@@ -527,8 +536,9 @@ class Connection:
                     cur.execute(statement)
         except err.MySQLError as exc:
             raise err.OperationalError(
+                exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0,
                 f"session_state sync: replaying {_cut(statement)!r} on {backend.name} failed "
-                f"({exc.args[-1]}); the statement was not sent"
+                f"({exc.args[-1]}); the statement was not sent",
             ) from exc
         tracker.replayed(backend.name)
         self._stats.counts["state_replayed"] += len(statements)

@@ -21,7 +21,8 @@ import socket
 import threading
 import time
 import weakref
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import pymysql
 from pymysql import err
@@ -117,11 +118,22 @@ class Connection(_Base):
         _PLAIN._write_bytes(self, data)
 
 
-def connect(*, internal: bool = False, **params: Any) -> Connection:
+def connect(
+    *,
+    internal: bool = False,
+    connect_factory: Callable[..., Any] | None = None,
+    **params: Any,
+) -> Connection:
     """Open a connection with PyMySQL's ``connect()`` keywords (see ``Connection``).
 
     *internal*: msplugin's own monitoring connection, not counted as the application's.
+    *connect_factory*: what opens it instead (``msplugin.connect(connect_factory=)``): it
+    takes the same keywords and returns a PyMySQL-compatible connection, which msplugin uses
+    as it is (no whole-connect deadline, not interrupted when its server is quarantined).
     """
+    if connect_factory is not None:
+        # Duck-typed: a PyMySQL connection, or a test's fake driver (tests/fakes.py).
+        return cast(Connection, connect_factory(**params))
     conn = Connection(defer_connect=True, **params)
     conn.internal = internal
     conn.connect()

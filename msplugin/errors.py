@@ -8,6 +8,7 @@ pass through unchanged.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, ClassVar, Final
 
 from pymysql.err import (
     DatabaseError,
@@ -44,7 +45,28 @@ __all__ = [
 ]
 
 
-class ConfigError(InterfaceError):
+# PyMySQL's client error code for "cannot connect to the server"; 0 is PyMySQL's code for an
+# error raised by the client with no server error behind it.
+CR_CONN_HOST_ERROR: Final = 2003
+
+
+class _Coded:
+    """PyMySQL's ``(errno, message)`` args for msplugin's own errors, given a message alone;
+    ``str()`` is the message. Pickles as PyMySQL's errors do: the class and its args."""
+
+    errno: ClassVar[int] = 0
+    args: tuple[Any, ...]
+
+    def __init__(self, *args: Any) -> None:
+        if len(args) == 1 and isinstance(args[0], str):
+            args = (self.errno, args[0])
+        super().__init__(*args)
+
+    def __str__(self) -> str:
+        return str(self.args[-1]) if self.args else ""
+
+
+class ConfigError(_Coded, InterfaceError):
     """The plugin configuration cannot be used.
 
     Raised at load time, before any socket is opened. Each line of the message names the file,
@@ -58,26 +80,32 @@ class ConfigError(InterfaceError):
         self.problems = tuple(problems)
         super().__init__("\n".join(f"{source}: {p}" for p in self.problems))
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.source, self.problems)
 
-class RoutingError(ProgrammingError):
+
+class RoutingError(_Coded, ProgrammingError):
     """A statement cannot be routed; nothing was sent to any server."""
 
     __module__ = "msplugin"
 
 
-class TransactionError(ProgrammingError):
+class TransactionError(_Coded, ProgrammingError):
     """The call is not allowed while a transaction is open (e.g. set_qos()); nothing changed."""
 
     __module__ = "msplugin"
 
 
-class NoBackendAvailable(OperationalError):
-    """No server of the group could be connected for a statement; nothing was executed."""
+class NoBackendAvailable(_Coded, OperationalError):
+    """No server of the group could be connected for a statement; nothing was executed.
+
+    ``args[0]`` is 2003, the client's code for "cannot connect to the server"."""
 
     __module__ = "msplugin"
+    errno = CR_CONN_HOST_ERROR
 
 
-class PoolTimeout(OperationalError):
+class PoolTimeout(_Coded, OperationalError):
     """No pooled connection came free within the pool's ``queue_timeout``; nothing was sent."""
 
     __module__ = "msplugin"

@@ -1,0 +1,388 @@
+"""The facade's rules, over the fake driver (tests/fakes.py): no server needed.
+
+Where each statement runs, what pins a connection to a server, failover and retries, GTID
+read-your-writes and session state, checked through what each fake server received. What
+MariaDB itself does (status bits, session tracking, killed servers) is tested against real
+servers in tests/integration.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakes import FakeServers
+
+import msplugin
+from msplugin import health
+
+Connect = Callable[..., msplugin.Connection]
+
+
+@pytest.fixture
+def servers() -> Iterator[FakeServers]:
+    s = FakeServers()
+    s.add("master_0", "master", 1, 1)
+    s.add("slave_0", "slave", 2, 2)
+    s.add("slave_1", "slave", 3, 3)
+    yield s
+    health.reset()
+    msplugin.close_pools()
+
+
+@pytest.fixture
+def connect(servers: FakeServers, tmp_path: Path) -> Connect:
+    """connect(**group_keys): a facade connection to the fake topology, round robin over
+    the slaves (deterministic), no health checks or replica monitor threads."""
+
+    def make(autocommit: bool = True, **keys: Any) -> msplugin.Connection:
+        group: dict[str, Any] = {
+            "master": {"master_0": {"host": "192.0.2.1", "port": 1}},
+            "slave": {
+                "slave_0": {"host": "192.0.2.1", "port": 2},
+                "slave_1": {"host": "192.0.2.1", "port": 3},
+            },
+            "filters": {"roundrobin": []},
+            # Two failures quarantine a server: one lost connection is a connection's fault.
+            "quarantine": {"check_interval": 0, "failure_threshold": 2},
+            "replica_stopped_limit": False,
+            **keys,
+        }
+        path = tmp_path / f"c{len(list(tmp_path.iterdir()))}.json"
+        path.write_text(json.dumps({"app": group}))
+        return msplugin.connect(
+            "app",
+            config=str(path),
+            user="app",
+            password="secret",
+            autocommit=autocommit,
+            connect_factory=servers.connect,
+        )
+
+    return make
+
+
+def where(conn: msplugin.Connection, *statements: str) -> list[str]:
+    """Run *statements*; the server each ran on."""
+    out = []
+    cur = conn.cursor()
+    for sql in statements:
+        cur.execute(sql)
+        cur.fetchall()
+        assert conn.last_used is not None
+        out.append(conn.last_used.name)
+    return out
+
+
+def received(servers: FakeServers, name: str, word: str) -> list[str]:
+    return [s for s in servers[name].log if word.upper() in s.upper()]
+
+
+# ------------------------------------------------------------------ routing and hints
+
+
+def test_reads_go_to_slaves_in_turn_and_writes_to_the_master(connect: Connect) -> None:
+    with connect() as conn:
+        assert where(conn, "SELECT 1", "SELECT 1", "INSERT INTO t VALUES (1)", "SELECT 1") == [
+            "slave_0",
+            "slave_1",
+            "master_0",
+            "slave_0",
+        ]
+        stats = conn.stats()
+        assert (stats["use_slave"], stats["use_master"], stats["use_slave_guess"]) == (3, 1, 3)
+
+
+def test_hints_override_the_classifier(connect: Connect) -> None:
+    with connect() as conn:
+        assert where(
+            conn,
+            "/*ms=master*/SELECT 1",
+            "/*ms=slave*/SELECT 1",
+            "/*ms=last_used*/SELECT 1",
+        ) == ["master_0", "slave_0", "slave_0"]
+        assert conn.stats()["use_master_sql_hint"] == 1
+
+
+def test_a_last_used_hint_before_any_statement_is_refused_before_anything_is_sent(
+    connect: Connect, servers: FakeServers
+) -> None:
+    with connect() as conn, pytest.raises(msplugin.RoutingError, match="nothing was sent"):
+        conn.cursor().execute("/*ms=last_used*/SELECT 1")
+    assert sum(s.connects for s in servers.by_address.values()) == 0
+
+
+def test_repeated_statements_are_remembered_and_counted_as_routed(
+    connect: Connect, servers: FakeServers
+) -> None:
+    with connect() as conn:
+        full: list[str] = []
+        route = conn._route
+
+        def counting(query: str, picked: Any = None) -> Any:
+            full.append(query)
+            return route(query, picked)
+
+        conn._route = counting  # type: ignore[method-assign]
+        statements = ["SELECT 1", "INSERT INTO t VALUES (1)"] * 4
+        assert where(conn, *statements) == ["slave_0", "master_0", "slave_1", "master_0"] * 2
+        # Decided the full way until the state stopped changing (the first server used, the
+        # first write): then remembered.
+        assert len(full) < len(statements) / 2
+        assert conn.stats()["use_master"] == 4 and conn.stats()["use_slave_guess"] == 4
+
+
+def test_explain_connects_nothing(connect: Connect, servers: FakeServers) -> None:
+    with connect() as conn:
+        e = conn.explain("INSERT INTO t VALUES (1)")
+        assert (e.role, e.server) == ("master", "master_0")
+        assert conn.explain("SELECT 1").role == "slave"
+    assert sum(s.connects for s in servers.by_address.values()) == 0
+
+
+# ------------------------------------------------------------------ transactions
+
+
+def test_autocommit_off_runs_the_transaction_on_the_master_until_commit(
+    connect: Connect, servers: FakeServers
+) -> None:
+    with connect(autocommit=False) as conn:
+        for _ in range(3):  # remembered from the second unit on: the same routes
+            assert where(conn, "SELECT v FROM t", "UPDATE t SET v = 2") == ["master_0"] * 2
+            assert conn._core.pinned == "master_0"
+            conn.commit()
+            assert conn._core.pinned is None
+        assert len(received(servers, "master_0", "COMMIT")) == 3
+        assert servers["slave_0"].connects == 0
+
+
+def test_begin_pins_reads_to_the_master_until_commit(connect: Connect) -> None:
+    with connect() as conn:
+        conn.begin()
+        assert where(conn, "SELECT 1", "SELECT 1") == ["master_0", "master_0"]
+        conn.commit()
+        assert where(conn, "SELECT 1") == ["slave_0"]
+        assert where(conn, "BEGIN", "SELECT 1", "COMMIT", "SELECT 1") == [
+            "master_0",
+            "master_0",
+            "master_0",
+            "slave_1",
+        ]
+
+
+def test_set_autocommit_0_sent_as_sql_opens_a_transaction_on_the_master(
+    connect: Connect,
+) -> None:
+    with connect() as conn:
+        assert where(conn, "SELECT 1", "SELECT 1") == ["slave_0", "slave_1"]
+        where(conn, "SET autocommit = 0")
+        assert where(conn, "SELECT 1", "SELECT 1") == ["master_0", "master_0"]
+        where(conn, "SET autocommit = 1")
+        assert where(conn, "SELECT 1") == ["slave_0"]
+
+
+def test_master_on_write_sends_reads_after_a_write_to_the_master(connect: Connect) -> None:
+    with connect(master_on_write=True) as conn:
+        assert where(conn, "SELECT 1", "INSERT INTO t VALUES (1)", "SELECT 1", "SELECT 1") == [
+            "slave_0",
+            "master_0",
+            "master_0",
+            "master_0",
+        ]
+        assert conn.stats()["use_master_on_write"] == 2
+
+
+# ------------------------------------------------------------------ failover and retries
+
+
+def test_a_slave_that_refuses_connections_is_skipped_then_the_master_serves(
+    connect: Connect, servers: FakeServers
+) -> None:
+    servers["slave_0"].down = "refused"
+    with connect() as conn:
+        assert where(conn, "SELECT 1", "SELECT 1") == ["slave_1", "slave_1"]
+    servers["slave_1"].down = "refused"
+    health.reset()
+    with connect() as conn:
+        assert where(conn, "SELECT 1") == ["master_0"]
+        assert conn.stats()["use_master_failover"] == 1
+
+
+def test_failover_disabled_raises_naming_the_server(connect: Connect, servers: FakeServers) -> None:
+    servers["slave_0"].down = "refused"
+    with (
+        connect(failover={"strategy": "disabled"}) as conn,
+        pytest.raises(msplugin.OperationalError, match="refused"),
+    ):
+        conn.cursor().execute("SELECT 1")
+    assert received(servers, "master_0", "SELECT") == []
+
+
+def test_a_read_whose_connection_broke_runs_again_on_another_server(
+    connect: Connect, servers: FakeServers
+) -> None:
+    with connect() as conn:
+        where(conn, "SELECT 1", "SELECT 1")  # both slaves connected
+        servers["slave_0"].lose_next(sent=True)
+        assert where(conn, "SELECT 1") == ["slave_1"]
+        assert conn.stats()["read_retries"] == 1
+
+
+def test_a_write_that_may_have_run_is_never_sent_again(
+    connect: Connect, servers: FakeServers
+) -> None:
+    with connect() as conn:
+        where(conn, "INSERT INTO t VALUES (1)")
+        servers["master_0"].lose_next(sent=True)
+        with pytest.raises(msplugin.OperationalError, match="not retried") as info:
+            conn.cursor().execute("INSERT INTO t VALUES (2)")
+        assert "it may have run" in str(info.value.args[1])
+        assert received(servers, "master_0", "VALUES (2)") == []  # lost with its reply
+        assert conn.stats()["read_retries"] == conn.stats()["unsent_retries"] == 0
+
+
+def test_a_write_that_never_reached_the_server_runs_once_on_a_new_connection(
+    connect: Connect, servers: FakeServers
+) -> None:
+    with connect() as conn:
+        where(conn, "INSERT INTO t VALUES (1)")
+        servers["master_0"].lose_next(sent=False)
+        assert where(conn, "INSERT INTO t VALUES (2)") == ["master_0"]
+        assert len(received(servers, "master_0", "VALUES (2)")) == 1
+        assert servers["master_0"].connects == 2
+        assert conn.stats()["unsent_retries"] == 1
+
+
+def test_a_transient_error_code_is_retried_on_the_same_server(
+    connect: Connect, servers: FakeServers
+) -> None:
+    keys = {"transient_error": {"mysql_error_codes": [1205], "usleep_retry": 0}}
+    with connect(**keys) as conn:
+        where(conn, "SELECT 1", "SELECT 1")  # both connected: the error goes to the statement
+        servers["slave_0"].fail_next(1205, "Lock wait timeout exceeded")
+        assert where(conn, "SELECT 1") == ["slave_0"]
+        assert conn.stats()["transient_error_retries"] == 1
+        servers["slave_1"].fail_next(1062, "Duplicate entry")
+        with pytest.raises(msplugin.OperationalError, match="Duplicate"):
+            where(conn, "SELECT 1")
+
+
+def test_commit_after_the_server_closed_the_connection_says_it_did_not_commit(
+    connect: Connect, servers: FakeServers
+) -> None:
+    with connect(autocommit=False) as conn:
+        where(conn, "UPDATE t SET v = 1")
+        backend = conn._by_name["master_0"].conn
+        backend.server_closes()  # type: ignore[union-attr]
+        with pytest.raises(msplugin.OperationalError, match="did not commit"):
+            conn.commit()
+        assert received(servers, "master_0", "COMMIT") == []
+        assert where(conn, "SELECT 1") == ["master_0"]  # the connection works again
+
+
+# ------------------------------------------------------------------ read-your-writes
+
+
+def test_session_reads_check_the_gtid_and_fall_back_to_the_master(
+    connect: Connect, servers: FakeServers
+) -> None:
+    with connect() as conn:
+        conn.set_qos("session")
+        assert where(conn, "INSERT INTO t VALUES (1)") == ["master_0"]
+        assert conn.last_gtid() == "0-1-1"
+        # slave_0 has not applied it: the check fails and the master answers.
+        assert where(conn, "SELECT v FROM t") == ["master_0"]
+        assert received(servers, "slave_0", "MASTER_GTID_WAIT('0-1-1'")
+        assert conn.stats()["gtid_check_failed"] == 1
+        servers["slave_0"].applied = servers["slave_1"].applied = 1
+        conn._core.gtid.apply_delay = 0.0  # do not wait out the adaptive delay
+        assert where(conn, "SELECT v FROM t")[0].startswith("slave_")
+        assert conn.stats()["gtid_checks"] == 2
+
+
+def test_a_commit_reports_the_gtid_of_the_transaction(
+    connect: Connect, servers: FakeServers
+) -> None:
+    with connect() as conn:
+        conn.set_qos("session")
+        conn.autocommit(False)
+        where(conn, "INSERT INTO t VALUES (1)")
+        assert conn.last_gtid() is None  # not committed yet
+        conn.commit()
+        assert conn.last_gtid() == "0-1-1"  # from the COMMIT's OK packet
+        conn.autocommit(True)
+        servers["slave_0"].applied = servers["slave_1"].applied = 1
+        assert where(conn, "SELECT v FROM t")[0].startswith("slave_")
+
+
+# ------------------------------------------------------------------ session state
+
+
+def test_warn_mode_warns_when_a_read_lacks_a_user_variable(connect: Connect) -> None:
+    with connect(session_state="warn") as conn:
+        where(conn, "SET @v = 1")
+        with pytest.warns(msplugin.StateDivergenceWarning, match="@v was set on master_0"):
+            assert where(conn, "SELECT @v") == ["slave_0"]
+
+
+def test_sync_mode_moves_the_read_to_the_server_holding_the_variable(connect: Connect) -> None:
+    with connect(session_state="sync") as conn, warnings.catch_warnings():
+        warnings.simplefilter("error")
+        where(conn, "SET @v = 1")
+        assert where(conn, "SELECT @v", "SELECT 1") == ["master_0", "slave_1"]
+        assert conn.stats()["state_moved"] == 1
+
+
+def test_sync_mode_replays_session_settings_on_a_slave_first(
+    connect: Connect, servers: FakeServers
+) -> None:
+    with connect(session_state="sync") as conn:
+        where(conn, "SET SESSION sql_mode = 'ANSI'")
+        assert where(conn, "SELECT 1") == ["slave_0"]
+        assert servers["slave_0"].log[-2:] == ["SET SESSION sql_mode = 'ANSI'", "SELECT 1"]
+        assert conn.stats()["state_replayed"] == 1
+
+
+def test_a_read_only_transaction_runs_on_one_slave_with_trx_stickiness_on(
+    connect: Connect,
+) -> None:
+    with connect(trx_stickiness="on") as conn:
+        assert (
+            where(conn, "START TRANSACTION READ ONLY", "SELECT 1", "SELECT 1", "COMMIT")
+            == ["slave_0"] * 4
+        )
+        assert conn.stats()["use_slave_trx"] == 3
+        assert where(conn, "SELECT 1") == ["slave_1"]
+
+
+def test_reads_avoid_a_quarantined_slave_and_come_back_to_it(connect: Connect) -> None:
+    with connect() as conn:
+        assert where(conn, "SELECT 1", "SELECT 1", "SELECT 1") == ["slave_0", "slave_1"] * 1 + [
+            "slave_0"
+        ]
+        address = conn._by_name["slave_0"].address
+        health.down[address] = "test: marked down"
+        try:
+            assert where(conn, "SELECT 1", "SELECT 1", "SELECT 1") == ["slave_1"] * 3
+        finally:
+            health.down.pop(address)
+        assert set(where(conn, "SELECT 1", "SELECT 1")) == {"slave_0", "slave_1"}
+
+
+def test_a_statement_of_a_transaction_whose_connection_broke_says_it_did_not_commit(
+    connect: Connect, servers: FakeServers
+) -> None:
+    with connect() as conn:
+        where(conn, "BEGIN", "INSERT INTO t VALUES (1)")
+        servers["master_0"].lose_next(sent=True)
+        with pytest.raises(msplugin.OperationalError, match="did not commit"):
+            where(conn, "INSERT INTO t VALUES (2)")
+        # Until the application rolls back, no statement runs as if the transaction went on.
+        with pytest.raises(msplugin.OperationalError, match="roll back and start again"):
+            where(conn, "SELECT 1")
+        conn.rollback()
+        assert where(conn, "SELECT 1") == ["slave_0"]
