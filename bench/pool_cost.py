@@ -41,7 +41,7 @@ def pool_cost(config: str, group: str, rounds: int = 7, n: int = 30) -> dict[str
     master = load_config(config).group(group).masters[0]
     params = {
         "host": master.host,
-        "port": master.port or 3306,
+        "port": master.port,
         "user": master.user,
         "password": master.password,
         "database": master.db,

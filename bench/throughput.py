@@ -34,7 +34,7 @@ def raw_connect(server: ServerConfig) -> pymysql.connections.Connection[Any]:
     """A plain PyMySQL connection to one configured server (the baseline)."""
     return pymysql.connect(
         host=server.host,
-        port=server.port or 3306,
+        port=server.port,
         user=server.user,
         password=server.password,
         database=server.db,

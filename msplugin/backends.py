@@ -40,10 +40,10 @@ class ServerInfo:
     role: str
     name: str
     host: str
-    port: int | None
+    port: int
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.role}, {self.host}:{self.port or 3306})"
+        return f"{self.name} ({self.role}, {self.host}:{self.port})"
 
 
 class Backend:
@@ -68,7 +68,7 @@ class Backend:
         self.role = server.role
         self.info = ServerInfo(server.role, server.name, server.host, server.port)
         # The quarantine's key: the server, whoever connects to it.
-        self.address: Address = (server.host, server.port or 3306, server.socket or "")
+        self.address: Address = (server.host, server.port, server.socket or "")
         self.pool: Pool | None = None  # the pool the connection was borrowed from
         self.conn: pymysql.connections.Connection[Any] | None = None
         # Ran a statement since the last commit/rollback (matters with autocommit off).
@@ -78,9 +78,7 @@ class Backend:
 
     def __repr__(self) -> str:
         state = "open" if self.conn is not None else "not connected"
-        return (
-            f"<Backend {self.name} {self.role} {self.info.host}:{self.info.port or 3306} {state}>"
-        )
+        return f"<Backend {self.name} {self.role} {self.info.host}:{self.info.port} {state}>"
 
     def params(self, defaults: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
         """PyMySQL connect() keywords: *defaults*, then this server's keys, then *overrides*.
@@ -92,7 +90,7 @@ class Backend:
         params: dict[str, Any] = dict(defaults)
         params["host"] = s.host
         # Always given, so that nothing (an option file's [client] port) can point it elsewhere.
-        params["port"] = s.port or 3306
+        params["port"] = s.port
         if s.socket is not None:
             params["unix_socket"] = s.socket
         for key, value in (("user", s.user), ("password", s.password), ("database", s.db)):

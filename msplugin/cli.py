@@ -183,7 +183,7 @@ def _effective(group: GroupConfig) -> list[str]:
         f"{pool.min_size}, queue_timeout {pool.queue_timeout:g} s, pre_ping {pool.pre_ping}",
     ]
     for s in group.servers:
-        place = s.socket or f"{s.host}:{s.port or 3306}"
+        place = s.socket or f"{s.host}:{s.port}"
         lines.append(f"  {s.role:<6} {s.name:<12} {place}")
     return lines
 

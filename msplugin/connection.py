@@ -229,7 +229,7 @@ class Connection:
 
     def _topology(self) -> str:
         return ", ".join(
-            f"{b.name}={b.server.host}:{b.server.port or 3306}" for b in self._by_name.values()
+            f"{b.name}={b.server.host}:{b.server.port}" for b in self._by_name.values()
         )
 
     def __repr__(self) -> str:
@@ -697,7 +697,7 @@ class Connection:
         s = backend.server
         return (
             s.host,
-            s.port or 3306,
+            s.port,
             s.socket or "",
             str(s.user or self._defaults.get("user", "")),
         )
