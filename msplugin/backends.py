@@ -1,36 +1,42 @@
-"""One server of a group: a lazily opened PyMySQL connection, its identity and its parameters."""
+"""The servers of one facade connection: each a lazily opened connection (``Backend``), and
+the set of them (``Backends``): opened when a statement needs one, failing over between
+slaves and then to the master, set up for session tracking, and dropped when they break."""
 
 from __future__ import annotations
 
 import logging
-import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pymysql
+from pymysql import err
 from pymysql.constants import CLIENT, SERVER_STATUS
 
-from msplugin import driver
-from msplugin.config import PoolingConfig, ServerConfig
-from msplugin.pool import Pool, get_pool
+from msplugin import driver, health
+from msplugin.config import GroupConfig, PoolingConfig, ServerConfig
+from msplugin.consistency import SESSION_STATE_CHANGED, gtid_tracking
+from msplugin.errors import NoBackendAvailable, PoolTimeout
+from msplugin.filters import UserCallback, make_picker
+from msplugin.health import down as _down
+from msplugin.monitor import monitor, monitor_params
+from msplugin.monitor import not_replicating as _not_replicating
+from msplugin.pool import Pool, discard_idle, get_pool
+from msplugin.routing import Decision, split_replicating
+from msplugin.stats import Stats
 
-__all__ = ["Backend", "ServerInfo", "connections_in_use"]
+if TYPE_CHECKING:
+    from msplugin.core import ConnectionCore
+
+__all__ = ["Backend", "Backends", "ServerInfo", "consumed", "detail", "isolation_sql"]
+
 
 logger = logging.getLogger("msplugin.backends")
 
 _IN_TRANS = SERVER_STATUS.SERVER_STATUS_IN_TRANS
 
 Address = driver.Address
-# Backend connections held by facade connections of this process, per server (pooled or not):
-# what the least_connections filter compares.
-_in_use: dict[Address, int] = {}
-_in_use_lock = threading.Lock()
-
-
-def connections_in_use(address: Address) -> int:
-    """Backend connections to *address* that facade connections of this process hold now."""
-    return _in_use.get(address, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +130,7 @@ class Backend:
             conn = driver.connect(**params)
             self.pool = None
         self.conn = conn
-        with _in_use_lock:
-            _in_use[self.address] = _in_use.get(self.address, 0) + 1
+        driver.held(self.address, +1)
         version = str(conn.get_server_info())  # type: ignore[no-untyped-call]
         self.flavor = "mariadb" if "MariaDB" in version else "mysql"
         self.multi_statements = bool(flags & CLIENT.MULTI_STATEMENTS)
@@ -156,8 +161,7 @@ class Backend:
         conn, self.conn = self.conn, None
         if conn is None:
             return
-        with _in_use_lock:
-            _in_use[self.address] -= 1
+        driver.held(self.address, -1)
         pool, self.pool = self.pool, None
         if pool is not None:
             pool.checkin(conn, broken=broken)
@@ -168,3 +172,393 @@ class Backend:
             except pymysql.err.Error:
                 # The socket is gone either way; a failed COM_QUIT must not hide other work.
                 logger.debug("error while closing %s", self.info, exc_info=True)
+
+
+class Backends:
+    """The servers of one facade connection and its connections to them (see the module)."""
+
+    def __init__(
+        self,
+        group: GroupConfig,
+        core: ConnectionCore,
+        stats: Stats,
+        *,
+        defaults: dict[str, Any],
+        overrides: dict[str, Any],
+        pick_server: UserCallback | None,
+    ) -> None:
+        self.group = group
+        self.core = core
+        self.stats = stats
+        self.defaults = defaults  # connect()'s keywords
+        self.overrides = overrides  # API-level state that wins over per-server keys
+        self.isolation: str | None = None  # set_isolation_level(): applied to every backend
+        self.masters = [Backend(s) for s in group.masters]
+        self.slaves = [Backend(s) for s in group.slaves]
+        self.by_name = {b.name: b for b in self.masters + self.slaves}
+        self.slave_names = tuple(b.name for b in self.slaves)
+        self.master_backend: Backend | None = None  # the master that takes the writes
+        self.picker = make_picker(
+            group.filters,
+            {b.name: b.address for b in self.by_name.values()},
+            [b.name for b in self.masters],
+            f"group {group.name!r}",
+            pick_server,
+        )
+
+    def master(self, *, lazy: bool = True, only: tuple[str, ...] | None = None) -> Backend:
+        backend = self.master_backend
+        if (
+            backend is not None
+            and backend.conn is not None
+            and (only is None or backend.name in only)
+        ):
+            return backend
+        errors = []
+        # Several masters (multi_master): the first that answers takes the writes and keeps
+        # them, as MySQL Router's read-write mode; never load-balanced per statement.
+        for candidate in self.masters:
+            if only is not None and candidate.name not in only:
+                continue
+            if candidate.conn is not None:
+                self.master_backend = candidate
+                return candidate
+            why = health.down.get(candidate.address)
+            if why is not None:
+                # Quarantined: the probe tells when it answers again; no connect timeout here.
+                errors.append(f"{candidate.info}: quarantined ({why})")
+                continue
+            try:
+                self.open(candidate, lazy=lazy)
+            except PoolTimeout:
+                raise  # the server is fine; this process is using all its pooled connections
+            except err.OperationalError as exc:
+                errors.append(f"{candidate.info}: {exc.args[-1]}")
+                continue
+            self.master_backend = candidate
+            return candidate
+        raise NoBackendAvailable(
+            f"group {self.group.name!r}: no master could be connected; nothing was executed: "
+            + "; ".join(errors)
+        )
+
+    def slave(self, candidates: tuple[str, ...], picked: Backend | None = None) -> Backend:
+        backend = picked or self.by_name[self.picker.pick(candidates)]
+        if backend.conn is not None:
+            return backend
+        if backend.role == "master":  # the user filter may send a read to a master
+            return self.master(only=(backend.name,))
+        failover = self.group.failover
+        tried: list[str] = []
+        errors: list[str] = []
+        while True:
+            try:
+                self.open(backend, lazy=True)
+                return backend
+            except PoolTimeout:
+                raise
+            except err.OperationalError as exc:
+                tried.append(backend.name)
+                errors.append(f"{backend.info}: {exc.args[-1]}")
+                if failover.remember_failed:
+                    self.core.mark_failed(backend.name)
+                if failover.strategy == "disabled":
+                    raise
+                limit = failover.max_retries
+                down = health.down
+                left = tuple(
+                    n for n in candidates if n not in tried and self.by_name[n].address not in down
+                )
+                if failover.strategy == "master" or not left or (limit and len(tried) >= limit):
+                    logger.warning(
+                        "group %r: cannot connect to %s (%s); failing over to the master",
+                        self.group.name,
+                        backend.info,
+                        exc.args[-1],
+                    )
+                    self.stats.counts["use_master_failover"] += 1
+                    try:
+                        return self.master()
+                    except NoBackendAvailable as final:
+                        raise NoBackendAvailable(
+                            f"group {self.group.name!r}: no server could serve the read; "
+                            f"replicas tried: {'; '.join(errors)}; and {final.args[-1]}"
+                        ) from final
+                backend = self.by_name[self.picker.pick(left)]
+                logger.warning(
+                    "group %r: cannot connect to %s (%s); trying %s",
+                    self.group.name,
+                    self.by_name[tried[-1]].info,
+                    exc.args[-1],
+                    backend.name,
+                )
+
+    def open(self, backend: Backend, *, lazy: bool, retry_stale: bool = False) -> None:
+        kind = "lazy" if lazy else "non_lazy"
+        # Session tracking costs nothing until a tracked item changes; it tells msplugin the
+        # master's GTIDs and, with session_state, changes no statement text shows.
+        flags = CLIENT.SESSION_TRACK
+        core = self.core
+        if backend.role == "slave" and core.session_configured:
+            # Lets a session-consistent read carry its GTID check in the same packet.
+            flags |= CLIENT.MULTI_STATEMENTS
+        try:
+            backend.connect(
+                self.defaults,
+                self.overrides,
+                flags=flags,
+                pooling=self.group.pooling,
+                before_wait=lambda: self.spare(backend),
+            )
+        except err.OperationalError as exc:
+            self.stats.counts[f"{kind}_connections_{backend.role}_failure"] += 1
+            if health.is_disconnect(exc):
+                self.report_failure(backend, f"cannot connect: {exc.args[-1]}", None)
+            raise
+        core.flavors[backend.name] = backend.flavor
+        if backend.role == "master":
+            core.sql_autocommit_off = False  # a new session: autocommit as connect() set it
+        track_gtids = backend.role == "master" and core.track_gtids
+        if track_gtids or core.tracker is not None:
+            try:
+                self.setup_tracking(backend, gtids=track_gtids, state=core.tracker is not None)
+            except err.MySQLError as exc:
+                # A pooled connection that broke while idle (the server restarted): nothing
+                # of the application's was sent; try once more with a new connection.
+                pooled = backend.pool is not None
+                self.stats.counts[f"{kind}_connections_{backend.role}_failure"] += 1
+                if not pooled or retry_stale or not health.is_disconnect(exc):
+                    self.lost(backend, exc)
+                    raise
+                self.discard(backend)
+                self.open(backend, lazy=lazy, retry_stale=True)
+                return
+        if self.isolation is not None:
+            self.set_isolation(backend, self.isolation)
+        health.record_success(backend.address)
+        health.watch(
+            backend.address,
+            str(backend.info),
+            self.probe_params(backend),
+            self.group.quarantine,
+        )
+        self.stats.counts[f"{kind}_connections_{backend.role}_success"] += 1
+
+    def set_isolation(self, backend: Backend, level: str) -> None:
+        assert backend.conn is not None
+        try:
+            with backend.conn.cursor() as cur:
+                cur.execute(isolation_sql(level))
+        except err.MySQLError as exc:
+            if health.is_disconnect(exc):
+                self.lost(backend, exc)
+            raise
+
+    def setup_tracking(self, backend: Backend, *, gtids: bool, state: bool) -> None:
+        """One statement at connect: report GTIDs (master), and session state changes."""
+        assert backend.conn is not None
+        parts = []
+        if gtids:
+            parts.append(gtid_tracking(backend.flavor))
+        if state:
+            parts.append("session_track_state_change = ON, session_track_schema = ON")
+        try:
+            with backend.conn.cursor() as cur:
+                cur.execute("SET SESSION " + ", ".join(parts))
+            consumed(backend)
+        except err.MySQLError as exc:
+            if health.is_disconnect(exc):
+                raise
+            if gtids:
+                # Without tracking every write is "untracked": session reads go to the master.
+                logger.warning(
+                    "cannot track GTIDs on %s (%s): session reads go to the master",
+                    backend.info,
+                    exc,
+                )
+                self.core.track_gtids = False
+            if state:
+                logger.warning(
+                    "cannot track session state changes on %s (%s): session_state sees "
+                    "statement text only",
+                    backend.info,
+                    exc,
+                )
+
+    def connect_all(self) -> None:
+        """lazy_connections false: connect the master and every slave now (a slave that
+        cannot be connected is logged and left for later; no master raises)."""
+        self.master(lazy=False)
+        for backend in self.slaves:
+            if backend.address in health.down:
+                continue  # quarantined: connected lazily once a probe brings it back
+            try:
+                self.open(backend, lazy=False)
+            except err.OperationalError as exc:
+                logger.warning(
+                    "group %r: cannot connect to %s (%s)",
+                    self.group.name,
+                    backend.info,
+                    exc.args[-1],
+                )
+
+    def opened(self) -> list[Backend]:
+        return [b for b in self.by_name.values() if b.conn is not None]
+
+    def probe_params(self, backend: Backend) -> dict[str, Any]:
+        """Connect keywords for msplugin's own connections to *backend*'s server."""
+        params = backend.params(self.defaults, {})
+        params.pop("autocommit", None)
+        # The application's session settings are not a probe's; no database either, so that
+        # a dropped database cannot fail a probe, and the servers can tell these connections
+        # (PROCESSLIST db NULL) from the application's.
+        params.pop("init_command", None)
+        params.pop("database", None)
+        return params
+
+    def report_failure(self, backend: Backend, reason: str, opened_at: float | None) -> None:
+        health.record_failure(
+            backend.address,
+            str(backend.info),
+            reason,
+            self.group.quarantine,
+            self.probe_params(backend),
+            opened_at,
+        )
+
+    def spare(self, opening: Backend) -> None:
+        """A pool is exhausted and this connection must wait: first give back the backend
+        connections it can spare (no transaction, no session state), so that two facade
+        connections never wait forever for what the other holds. Needs session_state warn
+        or sync: with "off" nothing is known to be spare."""
+        tracker = self.core.tracker
+        if tracker is None:
+            return
+        pinned = self.by_name.get(self.core.pinned or "")
+        for b in self.opened():
+            if (
+                b is opening
+                or b is pinned
+                or b.dirty
+                or b.in_transaction
+                or b.pool is None
+                or tracker.holds_state(b.name)
+            ):
+                continue
+            logger.debug("pool exhausted: returning the idle connection to %s", b.info)
+            b.close()
+
+    def lost(self, backend: Backend, exc: BaseException) -> None:
+        """*backend*'s connection broke: close it, tell the quarantine, forget its session.
+
+        The quarantine counts it only if the connection is younger than the server's last
+        return from quarantine: an older one broke in that outage, already counted.
+        """
+        opened_at = backend.opened_at
+        self.discard(backend)
+        self.stats.counts["connections_lost"] += 1
+        self.report_failure(backend, f"connection lost: {detail(exc)}", opened_at)
+
+    def discard(self, backend: Backend, *, siblings: bool = True) -> None:
+        """Close *backend*'s broken connection and forget its session. With *siblings*, the
+        idle pooled connections to its server go too: a server that dropped this connection
+        most likely dropped them (not so when it answered and ended one session only)."""
+        backend.close(broken=True)
+        if siblings:
+            discard_idle(*backend.address)
+        self.core.lost(backend.name)
+
+    def monitor_key(self, backend: Backend) -> tuple[str, int, str, str]:
+        s = backend.server
+        return (
+            s.host,
+            s.port,
+            s.socket or "",
+            str(s.user or self.defaults.get("user", "")),
+        )
+
+    def watch_replicas(self, *, wait: bool) -> None:
+        """Have the process's replica monitor watch this group's slaves (for ``age``, and to
+        keep reads off replicas that stopped replicating); *wait* for the first statuses."""
+        for b in self.slaves:
+            params = monitor_params(self.probe_params(b))
+            monitor.watch(
+                self.monitor_key(b), params, self.group.replica_status_interval, wait=wait
+            )
+
+    def healthy(self) -> tuple[str, ...]:
+        """The slaves neither failed on this connection nor quarantined in the process."""
+        failed = self.core.failed
+        down = health.down
+        if not failed and not down:
+            return self.slave_names
+        by_name = self.by_name
+        return tuple(
+            n for n in self.slave_names if n not in failed and by_name[n].address not in down
+        )
+
+    def avoiding(self) -> bool:
+        """True if reads may have to avoid a server of this group: one is quarantined, or
+        not replicating (a remembered route's pick could then differ from the full path's)."""
+        down, stopped = _down, _not_replicating
+        return any(b.address in down or b.address in stopped for b in self.slaves)
+
+    def eligible(
+        self, d: Decision, allowed: tuple[str, ...] | None
+    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(replicas that may serve a read, replicas left out only because they stopped
+        replicating longer than replica_stopped_limit); *allowed*: what filters left."""
+        candidates = self.healthy()
+        if allowed is not None:
+            candidates = tuple(n for n in candidates if n in allowed)
+        age = self.core.policy.age
+        if age is not None and d.consistency == "eventual":
+            candidates = tuple(
+                n
+                for n in candidates
+                if (st := monitor.status(self.monitor_key(self.by_name[n]))) and st.within(age)
+            )
+        if not _not_replicating:
+            return candidates, ()
+        by_name = self.by_name
+        since = {
+            n: t for n in candidates if (t := _not_replicating.get(by_name[n].address)) is not None
+        }
+        return split_replicating(
+            candidates, since, time.monotonic(), self.group.replica_stopped_limit
+        )
+
+    def unavailable(self) -> str:
+        """Why each slave cannot serve a read now: what an error names when none can."""
+        now = time.monotonic()
+        parts = []
+        for name in self.slave_names:
+            b = self.by_name[name]
+            if (why := health.down.get(b.address)) is not None:
+                parts.append(f"{b.info}: quarantined ({why})")
+            elif name in self.core.failed:
+                parts.append(f"{b.info}: failed on this connection")
+            elif (since := _not_replicating.get(b.address)) is not None:
+                parts.append(f"{b.info}: not replicating for {now - since:.0f} s")
+            elif (age := self.core.policy.age) is not None:
+                parts.append(f"{b.info}: not within age {age} s")
+        return "; ".join(parts) or "no slave configured"
+
+
+def detail(exc: BaseException) -> str:
+    """What a driver error says, for a message (PyMySQL's closed-socket error says nothing)."""
+    text = str(exc.args[-1]) if exc.args else ""
+    return text or "the connection was already closed"
+
+
+def isolation_sql(level: str) -> str:
+    """The statement setting a session's isolation *level*."""
+    return f"SET SESSION TRANSACTION ISOLATION LEVEL {level}"
+
+
+def consumed(backend: Backend) -> None:
+    """The reply's session-state block has been read: clear its flag. PyMySQL updates the
+    status only from OK packets, so a result set would otherwise show the flag of an older
+    reply, and every later statement would take the slow path looking for a block."""
+    if backend.conn is not None:
+        backend.conn.server_status &= ~SESSION_STATE_CHANGED  # type: ignore[attr-defined]

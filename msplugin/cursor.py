@@ -24,12 +24,14 @@ import pymysql
 import pymysql.cursors
 from pymysql import err
 
+from msplugin import recovery
 from msplugin.filters import record_latency
 
 if TYPE_CHECKING:
     from msplugin.backends import Backend
-    from msplugin.connection import Connection, Step
+    from msplugin.connection import Connection
     from msplugin.core import Memo
+    from msplugin.router import Step
 
 __all__ = ["Cursor", "CursorClass", "in_use_error"]
 
@@ -66,6 +68,7 @@ class Cursor:
 
     def __init__(self, connection: Connection, cursorclass: CursorClass) -> None:
         self.connection = connection
+        self._router = connection._router
         self._cursorclass = cursorclass
         self._cursors: dict[str, pymysql.cursors.Cursor] = {}
         self._current: pymysql.cursors.Cursor | None = None
@@ -100,10 +103,10 @@ class Cursor:
             raise in_use_error()
         conn._busy = True
         try:
-            core = conn._core
+            core = self._router.core
             memo = core.memo.get(query)
             picked = None
-            if memo is not None and (backend := conn._memo_backend(memo)) is not None:
+            if memo is not None and (backend := self._router.memo_backend(memo)) is not None:
                 bconn = backend.conn
                 if bconn is not None:
                     return self._remembered(memo, backend, bconn, query, args)
@@ -117,8 +120,7 @@ class Cursor:
 
     def _remembered(self, memo: Memo, backend: Backend, bconn: Any, query: str, args: Any) -> int:
         """Run a statement whose route the core remembered, on *backend*."""
-        conn = self.connection
-        core = conn._core
+        core = self._router.core
         cur = self._cursors.get(backend.name)
         if cur is None or cur.connection is not bconn:
             cur = self._cursor_for(backend)
@@ -132,15 +134,15 @@ class Cursor:
         try:
             result = cur.execute(query, args)
         except err.MySQLError as exc:
-            return self._run_again(exc, args, cur, conn._step(memo, backend, query))
+            return self._run_again(exc, args, cur, self._router.step(memo, backend, query))
         if not core.replied(memo, name, bconn.server_status):
-            conn._after(conn._step(memo, backend, query), cur)
+            self._router.after(self._router.step(memo, backend, query), cur)
         return result
 
     def _routed(self, query: str, args: Any, picked: Backend | None = None) -> int:
         """Route *query* the full way, run it, and recover from a failure. The caller holds
         the connection's token."""
-        step = self.connection._route(query, picked)
+        step = self._router.route(query, picked)
         try:
             cur = self._cursor_for(step.backend)
             return self._run(step, cur, args)
@@ -148,14 +150,13 @@ class Cursor:
             return self._run_again(exc, args, self._current, step)
 
     def _run(self, step: Step, cur: pymysql.cursors.Cursor, args: Any) -> int:
-        conn = self.connection
         self._current = cur
         if step.check is not None:
             return self._execute_checked(step, cur, args)
-        if conn._timed:
+        if self._router.timed:
             return self._run_timed(step, cur, args)
         result = cur.execute(step.sql, args)
-        conn._after(step, cur)
+        self._router.after(step, cur)
         return result
 
     def _run_timed(self, step: Step, cur: pymysql.cursors.Cursor, args: Any) -> int:
@@ -163,7 +164,7 @@ class Cursor:
         start = time.perf_counter()
         result = cur.execute(step.sql, args)
         record_latency(step.backend.address, time.perf_counter() - start)
-        self.connection._after(step, cur)
+        self._router.after(step, cur)
         return result
 
     def _run_again(
@@ -172,14 +173,13 @@ class Cursor:
         """The statement failed: run it again where the rules allow (see msplugin.retry), else
         raise. The failed backend is the last used one (a session check may have moved the
         read to the master)."""
-        conn = self.connection
         attempt = 0
         while True:
-            failed = conn._last_used
+            failed = self._router.last_used
             assert failed is not None
             if failed is not step.backend:
-                step = conn._step_on(step, failed)
-            step = conn._recover(step, exc, args, cur, attempt)
+                step = self._router.step_on(step, failed)
+            step = recovery.recover(self._router, step, exc, args, cur, attempt)
             attempt += 1
             try:
                 cur = self._cursor_for(step.backend)
@@ -195,29 +195,28 @@ class Cursor:
         failed check re-runs the read on the master; only reads get here, so running one
         twice is harmless.
         """
-        conn = self.connection
         check, backend, query = step.check, step.backend, step.sql
         assert check is not None
         step.check = None
         if backend.multi_statements:
             # PyMySQL interpolates args into the whole text: a % of the check must be doubled.
             prefix = check if args is None else check.replace("%", "%%")
-            if conn._run_check(cur, f"{prefix};{query}", args):
+            if self._router.run_check(cur, f"{prefix};{query}", args):
                 cur.nextset()
-                conn._check_result(backend, True)
-                conn._after(step, cur)
+                self._router.check_result(backend, True)
+                self._router.after(step, cur)
                 return cur.rowcount
-        elif conn._run_check(cur, check, None):
-            conn._check_result(backend, True)
+        elif self._router.run_check(cur, check, None):
+            self._router.check_result(backend, True)
             result = cur.execute(query, args)
-            conn._after(step, cur)
+            self._router.after(step, cur)
             return result
-        conn._check_result(backend, False)
-        master = conn._session_fallback(step)
+        self._router.check_result(backend, False)
+        master = self._router.session_fallback(step)
         mcur = self._cursor_for(master.backend)
         self._current = mcur
         result = mcur.execute(query, args)
-        conn._after(master, mcur)
+        self._router.after(master, mcur)
         return result
 
     def executemany(self, query: str, args: Sequence[Any]) -> int | None:
@@ -225,10 +224,10 @@ class Cursor:
         conn = self.connection
         conn._enter()
         try:
-            step = conn._route(query)
+            step = self._router.route(query)
             if step.check is not None:
                 # A session read that would need a per-execution check: the master has the data.
-                step = conn._session_fallback(step)
+                step = self._router.session_fallback(step)
             return self._run_once(
                 step, lambda cur: cur.executemany(query, args), "executemany() is never retried"
             )
@@ -240,7 +239,7 @@ class Cursor:
         conn = self.connection
         conn._enter()
         try:
-            step = conn._route("CALL")
+            step = self._router.route("CALL")
             return self._run_once(
                 step,
                 lambda cur: cur.callproc(procname, args),
@@ -262,9 +261,9 @@ class Cursor:
         except UnicodeEncodeError as exc:
             raise encode_error(exc, conn.character_set_name()) from exc
         except err.MySQLError as exc:
-            conn._raise_if_lost(step.backend, exc, refusal)
+            recovery.raise_if_lost(self._router, step.backend, exc, refusal)
             raise
-        conn._after(step, cur)
+        self._router.after(step, cur)
         return result
 
     def mogrify(self, query: str, args: Any = None) -> str:

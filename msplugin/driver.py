@@ -33,6 +33,8 @@ __all__ = [
     "address_of",
     "application_connections",
     "connect",
+    "connections_in_use",
+    "held",
     "interrupt",
     "max_allowed_packet",
     "not_sent",
@@ -53,6 +55,11 @@ _PLAIN: Any = pymysql.connections.Connection  # PyMySQL's own methods, beneath t
 # max_allowed_packet per server, learnt on failure paths only, kept this many seconds.
 PACKET_LIMIT_TTL: Final = 60.0
 _packet_limits: dict[Address, tuple[float, int]] = {}
+
+# Backend connections held by facade connections of this process, per server (pooled or not):
+# what the least_connections filter compares.
+_held: dict[Address, int] = {}
+_held_lock = threading.Lock()
 
 _registry_lock = threading.Lock()
 _registry: dict[Address, weakref.WeakSet[Connection]] = {}
@@ -138,6 +145,17 @@ def connect(
     conn.internal = internal
     conn.connect()
     return conn
+
+
+def held(address: Address, change: int) -> None:
+    """A facade connection took (+1) or gave back (-1) a connection to *address*."""
+    with _held_lock:
+        _held[address] = _held.get(address, 0) + change
+
+
+def connections_in_use(address: Address) -> int:
+    """Backend connections to *address* that facade connections of this process hold now."""
+    return _held.get(address, 0)
 
 
 def address_of(conn: Any) -> Address:

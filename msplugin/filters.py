@@ -14,8 +14,8 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, Protocol
 
-from msplugin.backends import Address, connections_in_use
 from msplugin.config import FilterConfig
+from msplugin.driver import Address, connections_in_use
 from msplugin.errors import ProgrammingError, RoutingError
 
 __all__ = [

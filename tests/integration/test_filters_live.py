@@ -32,11 +32,11 @@ def test_fastest_response_prefers_the_faster_replica(make_config: Callable[..., 
     with msplugin.connect("sandbox", config=cfg) as c:
         first = {server_id(c) for _ in range(2)}
         assert first == {2, 3}  # both measured first
-        slow = c._by_name["slave_0"].address
+        slow = c._backends.by_name["slave_0"].address
         filters.record_latency(slow, 1.0)  # as if slave_0 had answered in 1 s
         filters.record_latency(slow, 1.0)
         assert {server_id(c) for _ in range(20)} == {3}
-        assert filters.latency(c._by_name["slave_1"].address) is not None
+        assert filters.latency(c._backends.by_name["slave_1"].address) is not None
 
 
 def test_user_filter_from_json_sees_every_statement(make_config: Callable[..., str]) -> None:

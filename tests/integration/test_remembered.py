@@ -133,13 +133,13 @@ def test_remembered_routes_route_every_sequence_as_the_full_path(
         with msplugin.connect("sandbox", config=config) as fast:
             # A statement that ran without a call to _route took its remembered route.
             routed: list[str] = []
-            route = fast._route
+            route = fast._router.route
 
             def counting_route(query: str, picked: Any = None) -> Any:
                 routed.append(query)
                 return route(query, picked)
 
-            fast._route = counting_route  # type: ignore[method-assign]
+            fast._router.route = counting_route  # type: ignore[method-assign]
             cur = fast.cursor()
             execute = cur.execute
 
@@ -207,18 +207,18 @@ def test_a_server_marked_down_sends_remembered_reads_through_routing(sandbox: Sa
     exactly as without remembered routes, and stay there afterwards (the new pick is kept)."""
     with msplugin.connect("sandbox", config=str(sandbox.config_path)) as conn:
         routed: list[str] = []
-        route = conn._route
+        route = conn._router.route
 
         def counting(query: str, picked: Any = None) -> Any:
             routed.append(query)
             return route(query, picked)
 
-        conn._route = counting  # type: ignore[method-assign]
+        conn._router.route = counting  # type: ignore[method-assign]
         server_id(conn)
         server_id(conn)
         first = conn.last_used
         assert first is not None and READ in conn._core.memo
-        key = conn._by_name[first.name].address
+        key = conn._backends.by_name[first.name].address
         health.down[key] = "test: marked down"
         try:
             other = server_id(conn)
@@ -240,13 +240,13 @@ def test_a_quarantined_server_of_another_group_keeps_routes_remembered(
     path's."""
     with msplugin.connect("sandbox", config=make_config(filters={"roundrobin": []})) as conn:
         routed: list[str] = []
-        route = conn._route
+        route = conn._router.route
 
         def counting(query: str, picked: Any = None) -> Any:
             routed.append(query)
             return route(query, picked)
 
-        conn._route = counting  # type: ignore[method-assign]
+        conn._router.route = counting  # type: ignore[method-assign]
         assert [server_id(conn) for _ in range(2)] == [2, 3]
         elsewhere = ("192.0.2.1", 3306, "")
         health.down[elsewhere] = "test: another group's server"

@@ -58,4 +58,4 @@ def test_an_unknown_isolation_level_is_refused_before_anything_is_sent(tmp_path:
         with pytest.raises(msplugin.ProgrammingError, match="expected one of"):
             conn.set_isolation_level("SNAPSHOT")
         conn.set_isolation_level("read-committed")  # no backend open: remembered only
-        assert conn._isolation == "READ COMMITTED"
+        assert conn._backends.isolation == "READ COMMITTED"

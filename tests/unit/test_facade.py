@@ -121,13 +121,13 @@ def test_repeated_statements_are_remembered_and_counted_as_routed(
 ) -> None:
     with connect() as conn:
         full: list[str] = []
-        route = conn._route
+        route = conn._router.route
 
         def counting(query: str, picked: Any = None) -> Any:
             full.append(query)
             return route(query, picked)
 
-        conn._route = counting  # type: ignore[method-assign]
+        conn._router.route = counting  # type: ignore[method-assign]
         statements = ["SELECT 1", "INSERT INTO t VALUES (1)"] * 4
         assert where(conn, *statements) == ["slave_0", "master_0", "slave_1", "master_0"] * 2
         # Decided the full way until the state stopped changing (the first server used, the
@@ -276,7 +276,7 @@ def test_commit_after_the_server_closed_the_connection_says_it_did_not_commit(
 ) -> None:
     with connect(autocommit=False) as conn:
         where(conn, "UPDATE t SET v = 1")
-        backend = conn._by_name["master_0"].conn
+        backend = conn._backends.by_name["master_0"].conn
         backend.server_closes()  # type: ignore[union-attr]
         with pytest.raises(msplugin.OperationalError, match="did not commit"):
             conn.commit()
@@ -364,7 +364,7 @@ def test_reads_avoid_a_quarantined_slave_and_come_back_to_it(connect: Connect) -
         assert where(conn, "SELECT 1", "SELECT 1", "SELECT 1") == ["slave_0", "slave_1"] * 1 + [
             "slave_0"
         ]
-        address = conn._by_name["slave_0"].address
+        address = conn._backends.by_name["slave_0"].address
         health.down[address] = "test: marked down"
         try:
             assert where(conn, "SELECT 1", "SELECT 1", "SELECT 1") == ["slave_1"] * 3

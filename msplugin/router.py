@@ -1,0 +1,571 @@
+"""Carry out the core's decisions for one facade connection: route a statement to a backend,
+and hand its reply back to the core.
+
+The core (msplugin.core) decides from values; the router does what needs a connection: it
+connects the chosen backend (msplugin.backends fails over when it cannot), replays session
+settings there under session_state sync, adds the GTID check of a session read, runs
+mysqlnd_ms's GTID injection statements, and reads the facts of each reply the core learns
+from. msplugin.recovery decides what happens after a failure. The cursor runs the statement
+itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import warnings
+from collections.abc import Mapping
+from typing import Any, Final
+
+import pymysql
+import pymysql.cursors
+from pymysql import err
+
+from msplugin import health
+from msplugin.backends import Backend, Backends, consumed
+from msplugin.classify import Classification
+from msplugin.config import GroupConfig
+from msplugin.consistency import SESSION_STATE_CHANGED
+from msplugin.core import ConnectionCore, Decided, Memo, Reply
+from msplugin.errors import NoBackendAvailable, RoutingError, StateDivergenceWarning
+from msplugin.filters import UserCallback, UserPicker, make_narrower
+from msplugin.health import down as _down
+from msplugin.monitor import not_replicating as _not_replicating
+from msplugin.routing import NO_TRANSACTION, Decision, Target
+from msplugin.state import NOTHING, Effects
+from msplugin.stats import Stats
+
+__all__ = ["Router", "Step", "fixed_by"]
+
+logger = logging.getLogger("msplugin.connection")
+route_logger = logging.getLogger("msplugin.routing")
+state_logger = logging.getLogger("msplugin.state")
+
+
+class Step:
+    """One statement's route, from _route to the reply: the backend, what decided it, the
+    GTID check a session read needs there, and the memo to remember the route in."""
+
+    __slots__ = ("backend", "check", "decided", "memo", "reason", "sql")
+
+    def __init__(
+        self,
+        sql: str,
+        backend: Backend,
+        decided: Decided,
+        reason: str,
+        check: str | None = None,
+        memo: dict[str, Memo] | None = None,
+    ) -> None:
+        self.sql = sql
+        self.backend = backend
+        self.decided = decided
+        self.reason = reason
+        self.check = check
+        self.memo = memo
+
+
+class Router:
+    """Routes the statements of one facade connection (see the module)."""
+
+    def __init__(
+        self,
+        group: GroupConfig,
+        *,
+        autocommit: bool,
+        defaults: dict[str, Any],
+        overrides: dict[str, Any],
+        pick_server: UserCallback | None,
+        user_multi: bool,
+    ) -> None:
+        self.group = group
+        self.stats = Stats()
+        self.classifier = group.classifier
+        self.timed = group.load_balancer.name == "fastest_response"
+        # The state and the rules: where statements go, transactions, GTIDs, session state.
+        self.core = ConnectionCore(
+            group, autocommit=autocommit, memo_able=not self.timed, stats=self.stats
+        )
+        self.backends = Backends(
+            group,
+            self.core,
+            self.stats,
+            defaults=defaults,
+            overrides=overrides,
+            pick_server=pick_server,
+        )
+        self.picker = self.backends.picker
+        # user, user_multi and node_groups see each statement: they get its context.
+        self._user = self.picker if isinstance(self.picker, UserPicker) else None
+        self._narrower = make_narrower(group.filters, f"group {group.name!r}")
+        self.custom = self._user is not None or self._narrower is not None
+        if self.custom:
+            self.core.remembers = False  # every statement must reach the filters
+            self.core.moved()
+        self._allowed: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+        self.master_names = tuple(s.name for s in group.masters)
+        self.slave_names = tuple(s.name for s in group.slaves)
+        self._user_multi = user_multi
+
+    def memo_backend(self, memo: Memo) -> Backend | None:
+        """The backend a remembered statement goes to; None when it must be routed the full
+        way (a server of this group is quarantined or not replicating: reads avoid it)."""
+        candidates = memo.candidates
+        if candidates and (_down or _not_replicating) and self.backends.avoiding():
+            return None
+        return self.backends.by_name[memo.server or self.picker.pick(candidates)]
+
+    def route(self, query: str, picked: Backend | None = None) -> Step:
+        """Choose the backend for *query*, connecting it (and failing over) if need be, and
+        replaying session settings there under session_state sync; the statement itself is
+        not sent. *picked*: the slave a remembered route picked but found unconnected."""
+        core = self.core
+        if core.closed:
+            raise err.InterfaceError(0, "connection is closed")
+        memo = core.memo
+        decided = core.decided(query, self.classifier)
+        c, d, eff = decided.c, decided.d, decided.eff
+        check = None
+        target = d.target
+        reason = d.reason
+        stat = d.stat
+        plain = decided.memo_ok and not self.custom
+        if self.custom:
+            self.filter_context(query, target)
+        if target is Target.SLAVE:
+            if (
+                core.policy.age is not None
+                or core.failed
+                or self._allowed
+                or ((_down or _not_replicating) and self.backends.avoiding())
+            ):
+                backend, reason, check = self.read_backend(d, c, picked)
+                plain = False
+            elif d.consistency == "eventual":
+                backend = self.backends.slave(self.slave_names, picked)  # the common read
+            elif c.read:  # session, nothing to filter
+                backend, reason, check = self.session_backend(d, self.slave_names)
+            else:
+                backend, reason, check = self.read_backend(d, c)
+            plain = plain and backend.role == "slave"
+        elif target is Target.MASTER:
+            backend = self.backends.master() if self._allowed is None else self.allowed_master()
+        elif target is Target.TRANSACTION:
+            backend = self.held(c)
+            if backend.role == "slave":
+                reason = "read-only transaction open on this slave"
+                stat = "use_slave_trx"
+                plain = False
+        else:
+            backend = self.last(c)
+        tracker = core.tracker
+        if tracker is not None and (eff is not NOTHING or not tracker.idle(backend.name, query)):
+            moved = self.apply_state(query, c, backend, reason, target, eff)
+            if moved[0] is not backend and moved[0].role == "master":
+                check = None  # the master has every write: no GTID check
+            backend, reason = moved
+            plain = False
+        if c.statements > 1 and backend.multi_statements and not self._user_multi:
+            # msplugin enabled multi-statements on this replica for its GTID checks; the
+            # application did not, so its own multi-statement strings stay refused.
+            raise err.ProgrammingError(
+                "multi-statement strings need client_flag=CLIENT.MULTI_STATEMENTS in connect(); "
+                "nothing was sent"
+            )
+        core.routed(backend.name, backend.role, stat)
+        if not core.autocommit:
+            backend.dirty = True
+        if route_logger.isEnabledFor(logging.DEBUG):
+            route_logger.debug("%s -> %s: %s", _cut(query), backend.name, reason)
+        return Step(query, backend, decided, reason, check, memo if plain else None)
+
+    def held(self, c: Classification) -> Backend:
+        """The backend holding the open transaction, or a clear error if it was lost."""
+        backend = self.pinned
+        assert backend is not None
+        if backend.conn is None:
+            raise err.OperationalError(
+                health.CR_SERVER_GONE_ERROR,
+                f"the transaction open on {backend.info} was lost with its connection; "
+                "roll back and start again; nothing was sent",
+            )
+        return backend
+
+    def last(self, c: Classification) -> Backend:
+        """The last used backend, for a last_used hint (or a statement classified so)."""
+        backend = self.last_used
+        if backend is None:
+            raise RoutingError(
+                f"{c.reason}: no statement has run on this connection yet, so there is no last "
+                "used server; nothing was sent"
+            )
+        if backend.conn is None:
+            # Lost, or given back to its pool while a failed statement waited for another
+            # pool: a new session would silently answer FOUND_ROWS() and the like wrongly.
+            raise err.OperationalError(
+                health.CR_SERVER_GONE_ERROR,
+                f"{c.reason}: the session on the last used server {backend.info} is gone "
+                "(its connection was lost or returned to the pool); nothing was sent",
+            )
+        return backend
+
+    def step(self, memo: Memo, backend: Backend, query: str) -> Step:
+        """The Step of a remembered statement that ran on *backend*, for the full path's
+        learning or recovery."""
+        return Step(query, backend, memo.decided, memo.reason, None, self.core.memo)
+
+    def step_on(self, step: Step, backend: Backend) -> Step:
+        """*step* as run on *backend* instead (a failed GTID check sent it to the master)."""
+        return Step(step.sql, backend, step.decided, step.reason)
+
+    def session_fallback(self, step: Step) -> Step:
+        """A session read whose replica lacks the GTID (or that cannot be checked per
+        execution): the master serves it."""
+        master = self.backends.master()
+        core = self.core
+        core.last_used = master.name
+        self.stats.counts["use_master_session"] += 1
+        if route_logger.isEnabledFor(logging.DEBUG):
+            route_logger.debug(
+                "%s -> %s: session check failed on %s",
+                _cut(step.sql),
+                master.name,
+                step.backend.name,
+            )
+        return Step(step.sql, master, step.decided, step.reason)
+
+    def filter_context(self, query: str, target: Target) -> None:
+        """user, user_multi, node_groups: hand them the statement; narrow the candidates."""
+        core = self.core
+        ctx = (self.group.name, query, core.last_used, core.trx_context() != NO_TRANSACTION)
+        self._allowed = None
+        if target is not Target.SLAVE and target is not Target.MASTER:
+            return  # a transaction or a last_used hint holds the statement where it is
+        masters, slaves = self.master_names, self.slave_names
+        if self._narrower is not None:
+            self._narrower.context = ctx
+            masters, slaves = self._narrower.narrow(masters, slaves)
+        if self._user is not None:
+            self._user.context = ctx
+            self._user.masters = masters
+            if target is Target.MASTER:
+                masters = (self._user.choose(masters, ()),)
+        self._allowed = (masters, slaves)
+
+    def allowed_master(self) -> Backend:
+        """The master when filters narrowed the masters to *self._allowed*."""
+        assert self._allowed is not None
+        only = self._allowed[0]
+        if not only:
+            raise RoutingError(
+                f"group {self.group.name!r}: the filters left no master (and no slave, for a "
+                "read) for this statement; nothing was sent"
+            )
+        return self.backends.master(only=only)
+
+    def after(self, step: Step, cur: pymysql.cursors.Cursor | None = None) -> None:
+        """Learn from the reply to *step*'s statement (the core decides what it means), and
+        remember its route when nothing but the text and the state decided it."""
+        core = self.core
+        backend = step.backend
+        memo = step.memo
+        try:
+            reply = _reply(backend, cur)
+            if core.learn(step.decided.c, step.decided.eff, backend.name, reply):
+                self.inject(backend)
+            if reply.status & SESSION_STATE_CHANGED:
+                consumed(backend)
+        finally:
+            core.moved()
+        if memo is not None:
+            # A read is picked again each time (random once keeps its pick in the picker,
+            # which a read that had to avoid a server may have changed).
+            fixed = step.decided.d.target is not Target.SLAVE
+            core.remember(
+                memo, step.sql, step.decided, step.reason, backend.name,
+                self.slave_names, fixed, reply.status,
+            )  # fmt: skip
+
+    def committed(self, backend: Backend) -> None:
+        """commit() committed on master *backend*: its GTID, as after a committed write."""
+        core = self.core
+        reply = _reply(backend, None) if core.track_gtids else None
+        core.learn_gtid(backend.name, reply, committed=True)
+        self.inject(backend)
+
+    def inject(self, backend: Backend) -> None:
+        """A write committed on *backend*: run mysqlnd_ms's global_transaction_id_injection
+        statements, if the configuration has them."""
+        injection = self.core.injection
+        if injection is None:
+            return
+        if injection.fetch_last_gtid and not self.core.track_gtids:
+            gtid = self.run_injection(backend, injection.fetch_last_gtid, "gtid_fetch")
+            if gtid:
+                self.core.gtid_written(gtid, backend.name)
+        if injection.on_commit:
+            self.run_injection(backend, injection.on_commit, "gtid_on_commit")
+
+    def run_injection(self, backend: Backend, sql: str, stat: str) -> str | None:
+        """Run a mysqlnd_ms global_transaction_id_injection statement; return its first value."""
+        injection = self.core.injection
+        assert backend.conn is not None and injection is not None
+        self.stats.counts[stat] += 1
+        try:
+            with backend.conn.cursor() as cur:
+                cur.execute(sql)
+                row = cur.fetchone() if cur.description else None
+        except err.MySQLError as exc:
+            if injection.report_error:
+                raise
+            logger.warning(
+                "global_transaction_id_injection statement failed on %s: %s", backend.info, exc
+            )
+            return None
+        return None if not row or row[0] is None else str(row[0])
+
+    def apply_state(
+        self,
+        query: str,
+        c: Classification,
+        backend: Backend,
+        reason: str,
+        target: Target,
+        eff: Effects,
+    ) -> tuple[Backend, str]:
+        """Warn about, or in sync mode fix, state the statement depends on but *backend* lacks.
+        Not called for the common statement, which touches no state and needs none."""
+        tracker = self.core.tracker
+        assert tracker is not None
+        master = (self.backends.master_backend or self.backends.masters[0]).name
+        plan = tracker.plan(
+            query, eff, backend.name, read=c.read, fixed=fixed_by(c, target), master=master
+        )
+        if not (plan.move_to or plan.warnings or plan.replay or plan.error):
+            return backend, reason
+        for message in plan.warnings:
+            self.warn_state(query, message)
+        if plan.error:
+            raise RoutingError(f"{_cut(query)}: {plan.error}; nothing was sent")
+        if plan.move_to:
+            backend = self.backend_named(plan.move_to)
+            reason = f"{reason}; {plan.reason}"
+            self.stats.counts["state_moved"] += 1
+        if plan.replay:
+            self.replay(backend, plan.replay)
+        return backend, reason
+
+    def warn_state(self, query: str, message: str) -> None:
+        text = f"{_cut(query)}: {message}"
+        self.stats.counts["state_warnings"] += 1
+        state_logger.warning("%s", text)
+        # stacklevel 5: the application's execute() call (_warn_state, _apply_state, _route,
+        # Cursor.execute, caller).
+        warnings.warn(text, StateDivergenceWarning, stacklevel=5)
+
+    def backend_named(self, name: str) -> Backend:
+        backend = self.backends.by_name[name]
+        if backend.role == "master":
+            return self.backends.master()
+        if backend.conn is None:
+            self.backends.open(backend, lazy=True)
+        return backend
+
+    def replay(self, backend: Backend, statements: tuple[str, ...]) -> None:
+        """Sync: bring *backend*'s session settings up to the application's before it runs."""
+        tracker = self.core.tracker
+        assert tracker is not None and backend.conn is not None
+        statement = ""
+        try:
+            with backend.conn.cursor() as cur:
+                for statement in statements:
+                    cur.execute(statement)
+        except err.MySQLError as exc:
+            raise err.OperationalError(
+                exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0,
+                f"session_state sync: replaying {_cut(statement)!r} on {backend.name} failed "
+                f"({exc.args[-1]}); the statement was not sent",
+            ) from exc
+        tracker.replayed(backend.name)
+        self.stats.counts["state_replayed"] += len(statements)
+        state_logger.debug("replayed %d session setting(s) on %s", len(statements), backend.name)
+
+    def read_backend(
+        self, d: Decision, c: Classification, picked: Backend | None = None
+    ) -> tuple[Backend, str, str | None]:
+        """The backend for a read the decision sends to a slave, the reason to log, and the
+        GTID check a session read needs there. *picked*: a remembered route's pick, kept if
+        it is still a candidate."""
+        candidates, stale = self.backends.eligible(
+            d, self._allowed[1] if self._allowed is not None else None
+        )
+        if candidates:
+            if d.consistency != "session" or not c.read:
+                keep = picked if picked is not None and picked.name in candidates else None
+                return self.backends.slave(candidates, keep), d.reason, None
+            return self.session_backend(d, candidates)
+        age = self.core.policy.age
+        if age is not None and d.consistency == "eventual":
+            reason = f"{d.reason}; no replica within age {age} s"
+        elif self._allowed is not None and not self._allowed[1]:
+            reason = f"{d.reason}; the filters left no slave"
+        else:
+            reason = f"{d.reason}; no replica can serve it ({self.backends.unavailable()})"
+        if self.group.failover.strategy == "disabled":
+            if stale:
+                return *self.stale_slave(stale, reason, "failover is disabled"), None
+            raise NoBackendAvailable(
+                f"group {self.group.name!r}: {reason} and failover is disabled; nothing was sent"
+            )
+        try:
+            master = self.backends.master() if self._allowed is None else self.allowed_master()
+        except NoBackendAvailable as exc:
+            if stale:
+                return *self.stale_slave(stale, reason, str(exc.args[-1])), None
+            raise NoBackendAvailable(
+                f"group {self.group.name!r}: {reason}; and {exc.args[-1]}"
+            ) from exc
+        self.stats.counts["use_master_age" if age is not None else "use_master_failover"] += 1
+        return master, reason + ": the master serves it", None
+
+    def stale_slave(self, stale: tuple[str, ...], reason: str, why: str) -> tuple[Backend, str]:
+        """No replica replicates and the master cannot serve: a replica that stopped
+        replicating is better than no answer (MaxScale's "stale slave")."""
+        self.stats.counts["use_slave_stale"] += 1
+        return (
+            self.backends.slave(stale),
+            f"{reason}; the master cannot serve it ({why}): a replica that is not replicating does",
+        )
+
+    def session_backend(
+        self, d: Decision, candidates: tuple[str, ...]
+    ) -> tuple[Backend, str, str | None]:
+        """A session-consistent read: a replica known to have this connection's writes, one
+        to check (the check statement is returned), or the master."""
+        core = self.core
+        gs = core.gtid
+        counts = self.stats.counts
+        if gs.gtid is None:
+            if gs.untracked_write:
+                counts["use_master_session"] += 1
+                why = "session: this connection wrote and its GTID is unknown"
+                return self.backends.master(), f"{d.reason}; {why}", None
+            return (
+                self.backends.slave(candidates),
+                f"{d.reason}; session: nothing written yet",
+                None,
+            )
+        gtid = gs.gtid
+        backend = self.backends.slave(candidates)  # the load balancer picks first, as for any read
+        if backend.role == "master":
+            return backend, d.reason, None
+        known = gs.known
+        if known:
+            if backend.name not in known:
+                # A replica known to have the GTID beats the balancer's pick until the next
+                # write: a check costs a second result set on every read.
+                name = next((n for n in candidates if n in known), None)
+                if name is not None:
+                    backend = self.backends.slave((name,))
+            if backend.name in known:
+                counts["gtid_replica_known"] += 1
+                return backend, f"{d.reason}; session: {backend.name} has {gtid}", None
+        elapsed = time.monotonic() - gs.written_at if gs.written_at else float("inf")
+        if elapsed < gs.apply_delay:
+            # Replicas have recently needed longer than this to apply a write: a check now
+            # would most likely fail and cost a second round trip.
+            gs.skipped_check()
+            counts["use_master_session"] += 1
+            why = f"session: replicas are likely still applying {gtid}"
+            return self.backends.master(), f"{d.reason}; {why}", None
+        if gs.check_key != (gtid, backend.flavor) and not core.prepare_check(backend.flavor):
+            counts["use_master_session"] += 1
+            return (
+                self.backends.master(),
+                f"{d.reason}; session: cannot check GTID {gtid!r}",
+                None,
+            )
+        counts["gtid_checks"] += 1
+        return backend, f"{d.reason}; session: checking {backend.name} has {gtid}", gs.check_sql
+
+    def run_check(self, cur: pymysql.cursors.Cursor, sql: str, args: Any) -> bool:
+        """Send *sql*, the check, maybe followed by the read in the same packet; True if the
+        replica has the GTID, and then *cur* stands at the end of the check's result."""
+        cur.execute(sql, args)
+        row = cur.fetchone()
+        cur.fetchall()  # an unbuffered cursor learns whether a result follows at its end
+        passed = row is not None and (not self.core.gtid.check_is_wait or _first_value(row) == 0)
+        if not passed:
+            _drain(cur)  # the read ran on the stale replica: drop its result, or its error
+        return passed
+
+    def check_result(self, backend: Backend, passed: bool) -> None:
+        gs = self.core.gtid
+        if passed:
+            gs.confirm(backend.name)
+            gs.check_passed()
+        else:
+            self.stats.counts["gtid_check_failed"] += 1
+            gs.check_failed(time.monotonic() - gs.written_at if gs.written_at else 1.0)
+
+    @property
+    def last_used(self) -> Backend | None:
+        name = self.core.last_used
+        return self.backends.by_name[name] if name is not None else None
+
+    @property
+    def pinned(self) -> Backend | None:
+        name = self.core.pinned
+        return self.backends.by_name[name] if name is not None else None
+
+
+_RETURNING: Final = re.compile(r"\bRETURNING\b", re.IGNORECASE)
+
+
+def _reply(backend: Backend, cur: pymysql.cursors.Cursor | None) -> Reply:
+    """The facts of *backend*'s last reply that the core learns from (PyMySQL keeps the OK
+    packet's tail, which holds the session-state block, in ``_result.message``)."""
+    conn = backend.conn
+    if conn is None:
+        return Reply(0)
+    status: int = conn.server_status  # type: ignore[attr-defined]
+    result = conn._result  # type: ignore[attr-defined]
+    if result is None:
+        return Reply(status)
+    executed = getattr(cur, "_executed", None) if cur is not None else None
+    text = executed if isinstance(executed, str) else ""
+    message = result.message
+    # A write that returned rows (MariaDB's RETURNING): its EOF packet carries no state.
+    returned = message is None and cur is not None and _RETURNING.search(text) is not None
+    return Reply(status, message, bool(result.has_next), returned, text)
+
+
+def fixed_by(c: Classification, target: Target) -> str:
+    """Why session state may not move this statement to another backend ("" if it may)."""
+    if target is Target.TRANSACTION:
+        return "a transaction is open there"
+    if c.hinted:
+        return "a hint chose the server"
+    return ""
+
+
+def _first_value(row: Any) -> Any:
+    """The first column of a row of any cursor class (a tuple, or a dict by column name)."""
+    return next(iter(row.values())) if isinstance(row, Mapping) else row[0]
+
+
+def _drain(cur: pymysql.cursors.Cursor) -> None:
+    """Skip the results left of a multi-statement reply. A server error in one (the read on
+    a replica that lacks a just-created table) ends the reply: the read runs on the master
+    anyway. A lost connection is raised."""
+    try:
+        while cur.nextset():
+            cur.fetchall()  # unbuffered cursors: read to the end before the next result
+    except err.MySQLError as exc:
+        if health.is_disconnect(exc):
+            raise
+
+
+def _cut(query: str) -> str:
+    return query if len(query) <= 200 else query[:200] + "..."
