@@ -8,7 +8,6 @@ every backend, service levels, explain(), and PyMySQL's extras.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import warnings
@@ -19,13 +18,10 @@ from typing import Any, Final
 import pymysql
 import pymysql.cursors
 from pymysql import err
-from pymysql.charset import charset_by_name
 from pymysql.constants import CLIENT, SERVER_STATUS
-from pymysql.converters import escape_item, escape_string
 
 from msplugin import driver, health
 from msplugin.backends import Backend, ServerInfo, detail, isolation_sql
-from msplugin.classify import Classification
 from msplugin.config import Config, GroupConfig, load_config
 from msplugin.consistency import is_valid_gtid
 from msplugin.cursor import Cursor, CursorClass, in_use_error
@@ -33,6 +29,7 @@ from msplugin.errors import (
     NoBackendAvailable,
     TransactionError,
 )
+from msplugin.explain import explain
 from msplugin.filters import (
     UserCallback,
     load_callback,
@@ -40,9 +37,10 @@ from msplugin.filters import (
 from msplugin.options import sort_options
 from msplugin.recovery import quarantine_note
 from msplugin.retry import lost_commit
-from msplugin.router import Router, fixed_by
-from msplugin.routing import NO_TRANSACTION, Decision, Explanation, Target
+from msplugin.router import Router
+from msplugin.routing import NO_TRANSACTION, Explanation
 from msplugin.state import MODES, Tracker
+from msplugin.surface import PyMySQLSurface
 
 __all__ = ["Connection", "Cursor", "connect"]
 
@@ -52,6 +50,7 @@ state_logger = logging.getLogger("msplugin.state")
 
 _ISOLATION_LEVELS: Final = ("READ UNCOMMITTED", "READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE")
 _AUTOCOMMIT: Final = SERVER_STATUS.SERVER_STATUS_AUTOCOMMIT
+_IN_TRANS: Final = SERVER_STATUS.SERVER_STATUS_IN_TRANS
 _NO_BACKSLASH_ESCAPES: Final = SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES
 
 
@@ -103,7 +102,7 @@ def connect(
     return conn
 
 
-class Connection:
+class Connection(PyMySQLSurface):
     """A DB-API 2.0 connection over a group of servers: one backend connection per server.
 
     See PEP 249, "Connection Objects". Statements are routed by Cursor.execute(); API-level
@@ -222,11 +221,13 @@ class Connection:
         whether the transaction did not commit (the connection broke before COMMIT was sent)
         or its outcome is unknown (COMMIT sent, no reply); the transaction is over either way.
         """
-        self._enter()
+        if self._busy:  # _enter(), inlined: ORMs commit once per unit of work
+            raise in_use_error()
+        self._busy = True
         try:
             self._end_transaction("commit")
         finally:
-            self._leave()
+            self._busy = False
 
     def rollback(self) -> None:
         """Roll back on every backend with an open transaction (PEP 249 .rollback()).
@@ -241,9 +242,11 @@ class Connection:
             self._leave()
 
     def _end_transaction(self, how: str) -> None:
-        self._check_open()
+        core = self._core
+        if core.closed:
+            raise err.InterfaceError(0, "connection is closed")
         failure: err.OperationalError | None = None
-        pinned = self._router.pinned
+        pinned = self._router.pinned if core.pinned is not None else None
         if pinned is not None and pinned.conn is None:
             if how == "commit":
                 failure = err.OperationalError(
@@ -257,11 +260,12 @@ class Connection:
                     "earlier; the server rolled it back",
                     pinned.info,
                 )
-        for b in self._backends.opened():
-            if b.dirty or b.in_transaction or b is pinned:
+        for b in self._backends.by_name.values():
+            conn = b.conn  # server_status, not b.in_transaction: this runs at every commit
+            if conn is not None and (b.dirty or b is pinned or conn.server_status & _IN_TRANS):  # type: ignore[attr-defined]
                 lost = self._end_on(b, how)
                 failure = failure or lost
-        self._core.ended()
+        core.ended()
         if failure is not None:
             raise failure
 
@@ -300,7 +304,11 @@ class Connection:
             )
         b.dirty = False
         if how == "commit" and b.role == "master":
-            self._router.committed(b)
+            core = self._core
+            if core.track_gtids or core.injection is not None:
+                self._router.committed(b)
+            else:
+                core.learn_gtid(b.name, None, committed=True)
         return None
 
     def begin(self, read_only: bool = False) -> None:
@@ -566,91 +574,6 @@ class Connection:
         if not self._backends.opened():
             self._backends.master()
 
-    def insert_id(self) -> int:
-        """The last insert id of the backend that ran the previous statement (0 before any)."""
-        last = self._router.last_used
-        return int(last.conn.insert_id()) if last is not None and last.conn is not None else 0  # type: ignore[no-untyped-call]
-
-    def _answering(self) -> Any:
-        """The PyMySQL connection that answers for "the" server: the one that ran the last
-        statement, else the master (connected if need be)."""
-        self._check_open()
-        last = self._router.last_used
-        if last is not None and last.conn is not None:
-            return last.conn
-        return self._backends.master().conn
-
-    def _master_conn(self) -> Any:
-        self._check_open()
-        return self._backends.master().conn
-
-    def affected_rows(self) -> int:
-        """Rows the last statement changed, on the server that ran it (0 before any)."""
-        last = self._router.last_used
-        return int(last.conn.affected_rows()) if last is not None and last.conn is not None else 0  # type: ignore[no-untyped-call]
-
-    def thread_id(self) -> int:
-        """The server thread id of the session that ran the last statement (else the
-        master's)."""
-        return int(self._answering().thread_id())
-
-    def get_host_info(self) -> str:
-        """How the server that ran the last statement (else the master) is reached."""
-        return str(self._answering().get_host_info())
-
-    @property
-    def host_info(self) -> str:
-        return self.get_host_info()
-
-    def get_server_info(self) -> str:
-        """The master's server version string (the master is connected if need be)."""
-        return str(self._master_conn().get_server_info())
-
-    @property
-    def server_version(self) -> str:
-        return self.get_server_info()
-
-    def get_proto_info(self) -> int:
-        """The protocol version of the master's connection."""
-        return int(self._master_conn().get_proto_info())
-
-    @property
-    def encoding(self) -> str:
-        """The Python codec of the connection character set."""
-        return str(charset_by_name(self.character_set_name()).encoding)
-
-    @property
-    def encoders(self) -> dict[Any, Any]:
-        """PyMySQL's escaping table (type -> function) used by escape() and mogrify()."""
-        return self._encoders
-
-    def escape(self, obj: Any, mapping: Mapping[Any, Any] | None = None) -> str:
-        """Escape *obj* as an SQL literal, as PyMySQL's Connection.escape() does, for the
-        master's session (its NO_BACKSLASH_ESCAPES mode) once it is connected."""
-        if isinstance(obj, str):
-            return f"'{self.escape_string(obj)}'"
-        if isinstance(obj, bytes | bytearray):
-            return f"X'{obj.hex()}'"
-        if type(obj) in (tuple, list, set, frozenset):
-            return "(" + ",".join([self.escape(item, mapping) for item in obj]) + ")"
-        return str(escape_item(obj, self.encoding, mapping=mapping or self._encoders))
-
-    def escape_string(self, s: str) -> str:
-        """Escape the text of a string literal (without its quotes)."""
-        master = self._backends.master_backend
-        if master is not None and master.status & _NO_BACKSLASH_ESCAPES:
-            return s.replace("'", "''")
-        return str(escape_string(s))
-
-    def literal(self, obj: Any) -> str:
-        """Deprecated PyMySQL alias of escape()."""
-        warnings.warn(
-            "literal() is deprecated and will be removed in the next version.",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return self.escape(obj)
-
     def connect(self) -> None:
         """Open the connection again after close(), or connect now (PyMySQL's connect()).
 
@@ -674,66 +597,13 @@ class Connection:
         return self._router.last_used.info if self._router.last_used is not None else None
 
     def explain(self, sql: str) -> Explanation:
-        """Return where *sql* would run and why; nothing is executed or connected."""
-        decided = self._core.decided(sql, self._router.classifier)
-        c, d = decided.c, decided.d
-        e = self._explain_routing(c, d)
-        tracker = self._core.tracker
-        if tracker is None:
-            return e
-        # No replica picked yet (random): judge state on the first, as a stand-in.
-        chosen = e.server or (self._backends.slave_names[0] if e.role == "slave" else None)
-        if chosen is None:
-            return e
-        plan = tracker.plan(
-            sql,
-            decided.eff,
-            chosen,
-            read=c.read,
-            fixed=fixed_by(c, d.target),
-            master=(self._backends.master_backend or self._backends.masters[0]).name,
-        )
-        reason = e.reason
-        if plan.error:
-            return dataclasses.replace(e, reason=f"{reason}; would fail: {plan.error}")
-        if plan.move_to:
-            e = dataclasses.replace(
-                e, role=self._backends.by_name[plan.move_to].role, server=plan.move_to
-            )
-            reason += f"; {plan.reason}"
-        for w in plan.warnings:
-            if not e.server:
-                w = w.replace(f"runs on {chosen}", "runs on a slave")
-            reason += f"; warning: {w}"
-        if plan.replay:
-            reason += f"; {len(plan.replay)} session setting(s) replayed there first"
-        return dataclasses.replace(e, reason=reason)
+        """Return where *sql* would run and why; nothing is executed or connected.
 
-    def _explain_routing(self, c: Classification, d: Decision) -> Explanation:
-        master = self._backends.master_backend
-        last = self._router.last_used
-        if d.target is Target.MASTER:
-            name = (master or self._backends.masters[0]).name
-            return Explanation(c.route, "master", name, d.reason)
-        if d.target is Target.TRANSACTION:
-            pinned = self._router.pinned
-            assert pinned is not None
-            return Explanation(c.route, pinned.role, pinned.name, d.reason)
-        if d.target is Target.LAST_USED:
-            if last is None:
-                return Explanation(
-                    c.route, "last_used", None, f"{d.reason}; would fail: nothing ran yet"
-                )
-            return Explanation(c.route, last.role, last.name, d.reason)
-        reason = d.reason
-        age = self._core.policy.age
-        if d.consistency == "session" and c.read:
-            reason += "; service level session: a replica that has this connection's writes, else the master"
-        elif d.consistency == "eventual" and age is not None:
-            reason += f"; service level eventual: a replica at most {age} s behind"
-        return Explanation(
-            c.route, "slave", self._backends.picker.peek(self._backends.slave_names), reason
-        )
+        The same decision as a statement's, on the same state (quarantined and failed servers,
+        lag limits, filters, session state), minus the I/O: a replica the load balancer would
+        pick at execution is named only when it is already known (random once, one left).
+        """
+        return explain(self._router, sql)
 
     def stats(self) -> dict[str, int]:
         """This connection's counters (see msplugin.get_stats() for the process)."""

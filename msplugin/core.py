@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple, cast
 
 from msplugin.classify import CACHE_MAX_LEN, Classification, classify
 from msplugin.config import GroupConfig
@@ -35,7 +35,7 @@ from msplugin.consistency import (
 )
 from msplugin.routing import AUTOCOMMIT_OFF, NO_TRANSACTION, OPEN, Decision, Policy, Target, decide
 from msplugin.state import NOTHING, Effects, Tracker, effects
-from msplugin.stats import Stats
+from msplugin.stats import Stats, fold_hits
 
 __all__ = ["AUTOCOMMIT", "IN_TRANS", "ConnectionCore", "Decided", "Memo", "Reply"]
 
@@ -47,7 +47,22 @@ AUTOCOMMIT: Final = 2
 # A remembered statement's reply is compared on these bits only: the ones learning reads.
 WATCH: Final = IN_TRANS | AUTOCOMMIT | SESSION_STATE_CHANGED
 _CACHE_MAX: Final = 1024
-_NO_MEMO: Final[dict[str, Memo]] = {}  # never written: every lookup misses
+
+
+class MemoTable(dict[str, "Memo"]):
+    """The statements remembered in one state, by text; *key* names the state."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: StateKey | None) -> None:
+        super().__init__()
+        self.key = key
+
+
+# (pinned backend, autocommit, SET autocommit=0 seen, wrote (with master_on_write), a
+# statement ran): what trx_context() and decide() read of the state.
+StateKey = tuple[str | None, bool, bool, bool, bool]
+_NO_MEMO: Final = MemoTable(None)  # never written: every lookup misses
 
 
 class Decided(NamedTuple):
@@ -68,9 +83,12 @@ class Memo:
         "decided",
         "dirty",
         "expect",
+        "hits",
+        "master",
         "pin",
         "read",
         "reason",
+        "role_stat",
         "server",
         "stat",
     )
@@ -86,8 +104,10 @@ class Memo:
         *,
         pin: bool,
         dirty: bool,
+        master: bool,
     ) -> None:
         self.decided = decided
+        self.hits = 0  # runs not yet in the statistics (msplugin.stats adds them up)
         self.stat = stat
         self.reason = reason
         self.server = server  # None: picked among *candidates* for each statement
@@ -96,6 +116,8 @@ class Memo:
         self.pin = pin  # the reply opened a transaction here: it pins the connection
         self.read = decided.c.read
         self.dirty = dirty
+        self.master = master
+        self.role_stat = "use_master" if master else "use_slave"
 
 
 class Reply(NamedTuple):
@@ -162,8 +184,10 @@ class ConnectionCore:
         # False: every statement takes the full path (the tests compare the two paths).
         self.remembers = memo_able and self.injection is None
         self._decided: dict[tuple[str, str, bool, bool], Decided] = {}
-        self._memos: dict[tuple[str, bool, str | None, bool, bool], dict[str, Memo]] = {}
-        self.memo: dict[str, Memo] = _NO_MEMO
+        # state -> text -> Memo; shared with the statistics, which count the memos' runs.
+        self._memos = cast("dict[Any, MemoTable]", stats.remembered)
+        self.memo: MemoTable = _NO_MEMO
+        self._key: StateKey | None = None
         self.moved()
 
     # ------------------------------------------------------------------ the state, in one place
@@ -188,22 +212,41 @@ class ConnectionCore:
             or (tracker is not None and not tracker.quiet())
         ):
             self.memo = _NO_MEMO
+            self._key = None
             return
-        key = (
-            self.trx_context(),
-            self.autocommit,
+        # What trx_context() and decide() read: a transaction opening or ending changes only
+        # the first item (see _pin).
+        self._key = (
             self.pinned,
+            self.autocommit,
+            self.sql_autocommit_off,
             self.wrote and self.policy.master_on_write,
             self.last_used is not None,
         )
+        memo = self._memos.get(self._key)
+        if memo is None:
+            memo = self._memos[self._key] = MemoTable(self._key)
+        self.memo = memo
+
+    def _pin(self, name: str | None) -> None:
+        """A transaction opened on *name* (None: ended) and nothing else changed: the memo
+        of the state that differs in that alone (moved() without its checks)."""
+        self.pinned = name
+        key = self._key
+        if key is None:
+            return  # nothing is remembered in this state, nor in that one
+        key = (name, *key[1:])
         memo = self._memos.get(key)
         if memo is None:
-            memo = self._memos[key] = {}
+            memo = self._memos[key] = MemoTable(key)
+        self._key = key
         self.memo = memo
 
     def forget_memos(self) -> None:
         """What remembered statements were decided under changed (the policy, the state
         tracking): decide everything again."""
+        for memos in self._memos.values():
+            fold_hits(memos, self.counts)
         self._memos.clear()
         self._decided.clear()
         self.moved()
@@ -238,7 +281,7 @@ class ConnectionCore:
 
     def remember(
         self,
-        memo: dict[str, Memo],
+        memo: MemoTable,
         sql: str,
         decided: Decided,
         reason: str,
@@ -249,14 +292,16 @@ class ConnectionCore:
     ) -> None:
         """*sql*, decided under *memo*'s state, ran on *server* and left *status*: remember
         it there if learning from it changed nothing but, maybe, pinned *server*."""
-        if memo is _NO_MEMO or len(sql) > CACHE_MAX_LEN:
+        if memo.key is None or len(sql) > CACHE_MAX_LEN:
             return
-        pin = self.pinned == server and memo is not self.memo
-        if memo is not self.memo and not pin:
+        pin = memo is not self.memo
+        if pin and self._key != (server, *memo.key[1:]):
             return  # learning changed more than a pin: decided anew in the new state
         if len(memo) >= _CACHE_MAX:
+            fold_hits(memo, self.counts)
             memo.clear()
-        memo[sql] = Memo(
+        before = memo.get(sql)
+        entry = memo[sql] = Memo(
             decided,
             decided.d.stat if decided.d.target is not Target.TRANSACTION else "trx_master_forced",
             reason,
@@ -265,23 +310,26 @@ class ConnectionCore:
             status & (IN_TRANS | AUTOCOMMIT),  # a session-state block is always learned from
             pin=pin,
             dirty=not self.autocommit,
+            master=self.roles[server] == "master",
         )
+        if before is not None:
+            entry.hits = before.hits  # remembered again: its runs still count
 
     def hit(self, memo: Memo, name: str) -> None:
-        """A remembered statement is about to run on *name*: count it."""
-        counts = self.counts
-        counts[memo.stat] += 1
-        if self.roles[name] == "slave":
-            counts["use_slave"] += 1
-        else:
-            counts["use_master"] += 1
-            self.wrote = True  # in the memo's key when master_on_write makes it matter
+        """A remembered statement ran on *name* and failed: count it (as ran() does)."""
+        memo.hits += 1
+        if memo.master:
+            self.wrote = True
         self.last_used = name
 
-    def replied(self, memo: Memo, name: str, status: int) -> bool:
-        """A remembered statement ran on *name* and replied *status*: learn from it; False
-        if the reply differs from the remembered one or carries a session-state block (the
-        edge then learns the full way)."""
+    def ran(self, memo: Memo, name: str, status: int) -> bool:
+        """A remembered statement ran on *name* and replied *status*: count it and learn
+        from the reply; False if the reply differs from the remembered one or carries a
+        session-state block (the edge then learns the full way)."""
+        memo.hits += 1
+        if memo.master:
+            self.wrote = True  # in the memo's key when master_on_write makes it matter
+        self.last_used = name
         if status & WATCH != memo.expect:
             return False
         tracker = self.tracker
@@ -291,8 +339,7 @@ class ConnectionCore:
             else:
                 tracker.last_insert_home = name
         if memo.pin:
-            self.pinned = name
-            self.moved()
+            self._pin(name)
         return True
 
     def routed(self, name: str, role: str, stat: str) -> None:
@@ -442,9 +489,12 @@ class ConnectionCore:
 
     def ended(self) -> None:
         """commit(), rollback(), close() or autocommit(True) ended any open transaction."""
-        self.pinned = None
         self.xa = False
-        self.moved()
+        if self.closed:
+            self.pinned = None
+            self.moved()
+        elif self.pinned is not None:  # else nothing was open: the state is as it was
+            self._pin(None)
 
     def set_autocommit(self, value: bool) -> None:
         self.autocommit = value

@@ -26,11 +26,12 @@ from pymysql import err
 
 from msplugin import recovery
 from msplugin.filters import record_latency
+from msplugin.health import down as _down
+from msplugin.monitor import not_replicating as _not_replicating
 
 if TYPE_CHECKING:
     from msplugin.backends import Backend
     from msplugin.connection import Connection
-    from msplugin.core import Memo
     from msplugin.router import Step
 
 __all__ = ["Cursor", "CursorClass", "in_use_error"]
@@ -69,6 +70,7 @@ class Cursor:
     def __init__(self, connection: Connection, cursorclass: CursorClass) -> None:
         self.connection = connection
         self._router = connection._router
+        self._core = connection._router.core
         self._cursorclass = cursorclass
         self._cursors: dict[str, pymysql.cursors.Cursor] = {}
         self._current: pymysql.cursors.Cursor | None = None
@@ -103,41 +105,45 @@ class Cursor:
             raise in_use_error()
         conn._busy = True
         try:
-            core = self._router.core
+            router = self._router
+            core = self._core
             memo = core.memo.get(query)
-            picked = None
-            if memo is not None and (backend := self._router.memo_backend(memo)) is not None:
-                bconn = backend.conn
-                if bconn is not None:
-                    return self._remembered(memo, backend, bconn, query, args)
-                if memo.candidates:
-                    picked = backend  # a slave not connected yet, or lost: _route connects it
-            return self._routed(query, args, picked)
+            if memo is None:
+                return self._routed(query, args, None)
+            server = memo.server
+            if memo.candidates and (
+                server is None or server != router.picker.chosen or _down or _not_replicating
+            ):
+                backend = router.remembered_read(memo)  # picked now
+                if backend is None:
+                    return self._routed(query, args, None)
+            else:
+                backend = router.by_name[server]  # type: ignore[index]
+            bconn = backend.conn
+            if bconn is None:  # not connected yet, or lost: the full path connects it
+                return self._routed(query, args, backend if memo.candidates else None)
+            # The core decided this text in this state before: run it where it went then.
+            name = backend.name
+            cur = self._cursors.get(name)
+            if cur is None or cur.connection is not bconn:
+                cur = self._cursor_for(backend)
+            self._current = cur
+            if memo.dirty:
+                backend.dirty = True
+            if route_logger.isEnabledFor(logging.DEBUG):
+                route_logger.debug("%s -> %s: %s", query[:200], name, memo.reason)
+            try:
+                result = cur.execute(query, args)
+            except err.MySQLError as exc:
+                core.hit(memo, name)
+                return self._run_again(exc, args, cur, router.step(memo, backend, query))
+            if not core.ran(memo, name, bconn.server_status):  # type: ignore[attr-defined]
+                router.after(router.step(memo, backend, query), cur)
+            return result
         except UnicodeEncodeError as exc:
             raise encode_error(exc, conn.character_set_name()) from exc
         finally:
             conn._busy = False
-
-    def _remembered(self, memo: Memo, backend: Backend, bconn: Any, query: str, args: Any) -> int:
-        """Run a statement whose route the core remembered, on *backend*."""
-        core = self._router.core
-        cur = self._cursors.get(backend.name)
-        if cur is None or cur.connection is not bconn:
-            cur = self._cursor_for(backend)
-        self._current = cur
-        name = backend.name
-        core.hit(memo, name)
-        if memo.dirty:
-            backend.dirty = True
-        if route_logger.isEnabledFor(logging.DEBUG):
-            route_logger.debug("%s -> %s: %s", query[:200], name, memo.reason)
-        try:
-            result = cur.execute(query, args)
-        except err.MySQLError as exc:
-            return self._run_again(exc, args, cur, self._router.step(memo, backend, query))
-        if not core.replied(memo, name, bconn.server_status):
-            self._router.after(self._router.step(memo, backend, query), cur)
-        return result
 
     def _routed(self, query: str, args: Any, picked: Backend | None = None) -> int:
         """Route *query* the full way, run it, and recover from a failure. The caller holds

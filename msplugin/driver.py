@@ -62,6 +62,7 @@ _held: dict[Address, int] = {}
 _held_lock = threading.Lock()
 
 _registry_lock = threading.Lock()
+
 _registry: dict[Address, weakref.WeakSet[Connection]] = {}
 
 
@@ -70,6 +71,7 @@ class Connection(_Base):
 
     opened_at = 0.0  # monotonic time the last connect() succeeded
     internal = False  # opened by msplugin's own monitors and probes, not for the application
+    poller: tuple[Any, select.poll] | None = None  # peer_closed()'s, for the current socket
     _deadline: float | None = None
     # PyMySQL's private attributes this module uses (the stubs leave them out).
     _sock: Any
@@ -215,9 +217,15 @@ def peer_closed(conn: Any) -> bool:
     if sock is None:
         return True
     try:
-        poller = select.poll()
-        poller.register(sock.fileno(), select.POLLIN)
-        return bool(poller.poll(0))
+        # One poll object per socket, made at the first check: commit() asks on every call.
+        cached = conn.poller if type(conn) is Connection else None
+        if cached is None or cached[0] is not sock:
+            poller = select.poll()
+            poller.register(sock.fileno(), select.POLLIN)
+            cached = (sock, poller)
+            if type(conn) is Connection:
+                conn.poller = cached
+        return bool(cached[1].poll(0))
     except (OSError, ValueError):
         return True
 

@@ -42,6 +42,8 @@ NO_CONTEXT: Final[Context] = ("", "", None, False)
 class Picker(Protocol):
     """Chooses one server alias among *candidates* (never empty)."""
 
+    chosen: str | None  # the server every pick returns while it is a candidate, if any
+
     def pick(self, candidates: Sequence[str]) -> str: ...
 
     def peek(self, candidates: Sequence[str]) -> str | None:
@@ -90,6 +92,7 @@ class RoundRobinPicker:
     """
 
     __slots__ = ("_current", "_position", "_weights")
+    chosen: str | None = None  # picks anew each time (random once keeps one)
 
     def __init__(self, weights: Mapping[str, int] | None) -> None:
         self._weights = weights
@@ -122,6 +125,7 @@ class LeastConnectionsPicker:
     connections (pooled or not); ties go to a random one of them."""
 
     __slots__ = ("_addresses", "_rng")
+    chosen: str | None = None  # picks anew each time (random once keeps one)
 
     def __init__(self, addresses: Mapping[str, Address]) -> None:
         self._addresses = addresses
@@ -159,6 +163,7 @@ class FastestResponsePicker:
     measured yet are tried first, so that every candidate gets a figure."""
 
     __slots__ = ("_addresses", "_rng")
+    chosen: str | None = None  # picks anew each time (random once keeps one)
 
     def __init__(self, addresses: Mapping[str, Address]) -> None:
         self._addresses = addresses
@@ -202,6 +207,7 @@ class UserPicker:
     """
 
     __slots__ = ("_callback", "context", "masters")
+    chosen: str | None = None  # picks anew each time (random once keeps one)
 
     def __init__(self, callback: UserCallback, masters: Sequence[str]) -> None:
         self._callback = callback

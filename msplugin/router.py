@@ -27,7 +27,7 @@ from msplugin.backends import Backend, Backends, consumed
 from msplugin.classify import Classification
 from msplugin.config import GroupConfig
 from msplugin.consistency import SESSION_STATE_CHANGED
-from msplugin.core import ConnectionCore, Decided, Memo, Reply
+from msplugin.core import ConnectionCore, Decided, Memo, MemoTable, Reply
 from msplugin.errors import NoBackendAvailable, RoutingError, StateDivergenceWarning
 from msplugin.filters import UserCallback, UserPicker, make_narrower
 from msplugin.health import down as _down
@@ -56,7 +56,7 @@ class Step:
         decided: Decided,
         reason: str,
         check: str | None = None,
-        memo: dict[str, Memo] | None = None,
+        memo: MemoTable | None = None,
     ) -> None:
         self.sql = sql
         self.backend = backend
@@ -96,6 +96,7 @@ class Router:
             pick_server=pick_server,
         )
         self.picker = self.backends.picker
+        self.by_name = self.backends.by_name
         # user, user_multi and node_groups see each statement: they get its context.
         self._user = self.picker if isinstance(self.picker, UserPicker) else None
         self._narrower = make_narrower(group.filters, f"group {group.name!r}")
@@ -108,13 +109,12 @@ class Router:
         self.slave_names = tuple(s.name for s in group.slaves)
         self._user_multi = user_multi
 
-    def memo_backend(self, memo: Memo) -> Backend | None:
-        """The backend a remembered statement goes to; None when it must be routed the full
-        way (a server of this group is quarantined or not replicating: reads avoid it)."""
-        candidates = memo.candidates
-        if candidates and (_down or _not_replicating) and self.backends.avoiding():
+    def remembered_read(self, memo: Memo) -> Backend | None:
+        """The slave a remembered read goes to, picked now; None when it must be routed the
+        full way (a server of this group is quarantined or not replicating: reads avoid it)."""
+        if (_down or _not_replicating) and self.backends.avoiding():
             return None
-        return self.backends.by_name[memo.server or self.picker.pick(candidates)]
+        return self.backends.by_name[self.picker.pick(memo.candidates)]
 
     def route(self, query: str, picked: Backend | None = None) -> Step:
         """Choose the backend for *query*, connecting it (and failing over) if need be, and
@@ -279,12 +279,21 @@ class Router:
         finally:
             core.moved()
         if memo is not None:
-            # A read is picked again each time (random once keeps its pick in the picker,
-            # which a read that had to avoid a server may have changed).
-            fixed = step.decided.d.target is not Target.SLAVE
+            # A read is picked again each time, but for random once's pick, which is checked
+            # against the picker's at each run (one that had to avoid a server changes it).
+            fixed = step.decided.d.target is not Target.SLAVE or (
+                backend.name == self.picker.chosen
+            )
+            read = step.decided.d.target is Target.SLAVE
             core.remember(
-                memo, step.sql, step.decided, step.reason, backend.name,
-                self.slave_names, fixed, reply.status,
+                memo,
+                step.sql,
+                step.decided,
+                step.reason,
+                backend.name,
+                self.slave_names if read else (),
+                fixed,
+                reply.status,
             )  # fmt: skip
 
     def committed(self, backend: Backend) -> None:
@@ -292,7 +301,8 @@ class Router:
         core = self.core
         reply = _reply(backend, None) if core.track_gtids else None
         core.learn_gtid(backend.name, reply, committed=True)
-        self.inject(backend)
+        if core.injection is not None:
+            self.inject(backend)
 
     def inject(self, backend: Backend) -> None:
         """A write committed on *backend*: run mysqlnd_ms's global_transaction_id_injection
@@ -397,21 +407,14 @@ class Router:
         """The backend for a read the decision sends to a slave, the reason to log, and the
         GTID check a session read needs there. *picked*: a remembered route's pick, kept if
         it is still a candidate."""
-        candidates, stale = self.backends.eligible(
-            d, self._allowed[1] if self._allowed is not None else None
-        )
+        candidates, stale = self.backends.eligible(d, self.allowed_slaves())
         if candidates:
             if d.consistency != "session" or not c.read:
                 keep = picked if picked is not None and picked.name in candidates else None
                 return self.backends.slave(candidates, keep), d.reason, None
             return self.session_backend(d, candidates)
         age = self.core.policy.age
-        if age is not None and d.consistency == "eventual":
-            reason = f"{d.reason}; no replica within age {age} s"
-        elif self._allowed is not None and not self._allowed[1]:
-            reason = f"{d.reason}; the filters left no slave"
-        else:
-            reason = f"{d.reason}; no replica can serve it ({self.backends.unavailable()})"
+        reason = self.no_replica(d)
         if self.group.failover.strategy == "disabled":
             if stale:
                 return *self.stale_slave(stale, reason, "failover is disabled"), None
@@ -428,6 +431,23 @@ class Router:
             ) from exc
         self.stats.counts["use_master_age" if age is not None else "use_master_failover"] += 1
         return master, reason + ": the master serves it", None
+
+    def no_replica(self, d: Decision) -> str:
+        """Why no replica can serve a read the decision sends to a slave."""
+        age = self.core.policy.age
+        if age is not None and d.consistency == "eventual":
+            return f"{d.reason}; no replica within age {age} s"
+        if self._allowed is not None and not self._allowed[1]:
+            return f"{d.reason}; the filters left no slave"
+        return f"{d.reason}; no replica can serve it ({self.backends.unavailable()})"
+
+    def allowed_slaves(self) -> tuple[str, ...] | None:
+        """The slaves the filters left for the statement in hand (None: no filter narrows)."""
+        return self._allowed[1] if self._allowed is not None else None
+
+    def allowed_masters(self) -> tuple[str, ...] | None:
+        """The masters the filters left for the statement in hand (None: no filter narrows)."""
+        return self._allowed[0] if self._allowed is not None else None
 
     def stale_slave(self, stale: tuple[str, ...], reason: str, why: str) -> tuple[Backend, str]:
         """No replica replicates and the master cannot serve: a replica that stopped

@@ -369,7 +369,10 @@ class Tracker:
         if self.lock_holder or self.overflow or self.temp_home:
             return False
         version = self.settings_version
-        return all(st.settings_version == version for st in self.states.values())
+        for st in self.states.values():  # noqa: SIM110 (a loop, not all(): runs per transaction)
+            if st.settings_version != version:
+                return False
+        return True
 
     def _needs(self, sql: str, eff: Effects, chosen: str) -> list[tuple[str, str, str]]:
         """(state item, backend holding it, what it is there) for each dependency that

@@ -119,7 +119,7 @@ def test_remembered_routes_route_every_sequence_as_the_full_path(
     laned: list[int] = []
 
     @settings(
-        max_examples=60,
+        max_examples=120,
         deadline=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture],
     )
