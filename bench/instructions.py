@@ -15,6 +15,8 @@ Loops (one unit each):
   unit     autocommit off: SELECT, UPDATE, COMMIT (how SQLAlchemy and most ORMs run)
   session  service level session: INSERT, then a SELECT that must see it (raw PyMySQL: the
            INSERT on the master and the SELECT on the replica; msplugin adds the GTID check)
+  sqla     SQLAlchemy Core: engine.begin(), a SELECT and an UPDATE, committed on leaving the
+           block; mysql+msplugin against mysql+pymysql on the master (the same statements)
 
     python bench/instructions.py child raw|facade KIND N CONFIG GROUP   (the measured child)
 """
@@ -42,6 +44,7 @@ KINDS = {
     "insert": "insert",
     "unit": "autocommit_off_unit",
     "session": "session_write_read",
+    "sqla": "sqlalchemy_core_unit",
 }
 INSERT = "INSERT INTO bench_w (v) VALUES (%s)"
 UPDATE = "UPDATE bench_w SET v = v + 1 WHERE id = %s"
@@ -82,10 +85,38 @@ def _loop(kind: str, n: int, cur: Any, commit: Callable[[], None], reader: Any) 
             reader.fetchall()
 
 
+def _sqla_child(mode: str, n: int, config: str, group: str) -> None:
+    from sqlalchemy import URL, create_engine, text
+
+    import msplugin
+
+    g = msplugin.load_config(config).group(group)
+    master = g.masters[0]
+    if mode == "raw":
+        url = URL.create(
+            "mysql+pymysql", master.user, master.password, master.host, master.port, master.db
+        )
+    else:
+        url = URL.create(
+            "mysql+msplugin", master.user, master.password, group, None, master.db,
+            query={"config": config},
+        )  # fmt: skip
+    engine = create_engine(url)
+    select, update = text(READ_BACK.replace("%s", ":id")), text(UPDATE.replace("%s", ":id"))
+    for _ in range(WARM + n):
+        with engine.begin() as conn:
+            conn.execute(select, {"id": 1}).fetchall()
+            conn.execute(update, {"id": 1})
+
+
 def _child(mode: str, kind: str, n: int, config: str, group: str) -> None:
     from throughput import raw_connect
 
     import msplugin
+
+    if kind == "sqla":
+        _sqla_child(mode, n, config, group)
+        return
 
     autocommit = kind != "unit"
     facade = msplugin.connect(group, config=config, autocommit=autocommit)

@@ -99,11 +99,20 @@ def report(r: dict[str, Any]) -> None:
         print(f"client instructions per statement: skipped: {i['skipped']}")
     else:
         print(f"client instructions per statement (valgrind, {i['statements']} statements)")
-        for key, label in (("select_1", "SELECT 1"), ("select_pk", "primary-key SELECT")):
+        for key, label, target in (
+            ("select_1", "SELECT 1 on a replica", "target <= 1.035"),
+            ("select_pk", "primary-key SELECT on a replica", "target <= 1.035"),
+            ("insert", "autocommit INSERT on the master", "target <= 1.08"),
+            ("autocommit_off_unit", "autocommit off: SELECT, UPDATE, COMMIT", "target <= 1.06"),
+            ("session_write_read", "session: INSERT, then SELECT", "target <= 1.25"),
+            ("sqlalchemy_core_unit", "SQLAlchemy Core begin/SELECT/UPDATE", ""),
+        ):
+            if key not in i:
+                continue
             _row(
                 f"{label}, msplugin / PyMySQL",
                 f"{i[key]['ratio']:.3f}",
-                "",
+                target,
                 f"{i[key]['msplugin_per_stmt']:.0f} vs {i[key]['raw_pymysql_per_stmt']:.0f}",
             )
     print("classifier, per statement")

@@ -15,6 +15,7 @@ from pymysql import err
 from pymysql.constants import CLIENT, SERVER_STATUS
 
 from msplugin import driver, health
+from msplugin._types import Level, Role, Stat
 from msplugin.config import GroupConfig, PoolingConfig, ServerConfig
 from msplugin.consistency import SESSION_STATE_CHANGED, gtid_tracking
 from msplugin.errors import NoBackendAvailable, PoolTimeout
@@ -246,7 +247,7 @@ class Backends:
         backend = picked or self.by_name[self.picker.pick(candidates)]
         if backend.conn is not None:
             return backend
-        if backend.role == "master":  # the user filter may send a read to a master
+        if backend.role == Role.MASTER:  # the user filter may send a read to a master
             return self.master(only=(backend.name,))
         failover = self.group.failover
         tried: list[str] = []
@@ -276,7 +277,7 @@ class Backends:
                         backend.info,
                         exc.args[-1],
                     )
-                    self.stats.counts["use_master_failover"] += 1
+                    self.stats.counts[Stat.USE_MASTER_FAILOVER] += 1
                     try:
                         return self.master()
                     except NoBackendAvailable as final:
@@ -299,7 +300,7 @@ class Backends:
         # master's GTIDs and, with session_state, changes no statement text shows.
         flags = CLIENT.SESSION_TRACK
         core = self.core
-        if backend.role == "slave" and core.session_configured:
+        if backend.role == Role.SLAVE and core.session_configured:
             # Lets a session-consistent read carry its GTID check in the same packet.
             flags |= CLIENT.MULTI_STATEMENTS
         try:
@@ -316,9 +317,9 @@ class Backends:
                 self.report_failure(backend, f"cannot connect: {exc.args[-1]}", None)
             raise
         core.flavors[backend.name] = backend.flavor
-        if backend.role == "master":
+        if backend.role == Role.MASTER:
             core.sql_autocommit_off = False  # a new session: autocommit as connect() set it
-        track_gtids = backend.role == "master" and core.track_gtids
+        track_gtids = backend.role == Role.MASTER and core.track_gtids
         if track_gtids or core.tracker is not None:
             try:
                 self.setup_tracking(backend, gtids=track_gtids, state=core.tracker is not None)
@@ -456,7 +457,7 @@ class Backends:
         """
         opened_at = backend.opened_at
         self.discard(backend)
-        self.stats.counts["connections_lost"] += 1
+        self.stats.counts[Stat.CONNECTIONS_LOST] += 1
         self.report_failure(backend, f"connection lost: {detail(exc)}", opened_at)
 
     def discard(self, backend: Backend, *, siblings: bool = True) -> None:
@@ -512,7 +513,7 @@ class Backends:
         if allowed is not None:
             candidates = tuple(n for n in candidates if n in allowed)
         age = self.core.policy.age
-        if age is not None and d.consistency == "eventual":
+        if age is not None and d.consistency == Level.EVENTUAL:
             candidates = tuple(
                 n
                 for n in candidates

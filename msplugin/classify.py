@@ -14,6 +14,8 @@ import re
 from functools import lru_cache
 from typing import Final, Literal, NamedTuple
 
+from msplugin._types import TrxKind
+
 __all__ = ["CLASSIFIERS", "Classification", "Route", "classify", "first_keyword", "query_is_select"]
 
 ClassifierName = Literal["default", "mysqlnd_ms"]
@@ -35,7 +37,7 @@ class Classification(NamedTuple):
     reason: str
     hinted: bool  # True when an SQL hint decided the route
     qos: str = ""  # a service-level hint: "strong", "session", "eventual" or ""
-    trx: str = ""  # a transaction statement: "begin", "begin_ro", "end", "xa_begin", "xa_end"
+    trx: str = TrxKind.NONE  # what a transaction statement does (a TrxKind)
     statements: int = 1  # statements in the text (outside literals and comments)
     read: bool = False  # the statement itself, hints aside, is a read (safe to run again)
 
@@ -192,14 +194,14 @@ def first_keyword(sql: str) -> str:
     return m.group(1).upper() if m is not None else ""
 
 
-def _trx_kind(m: re.Match[str]) -> str:
+def _trx_kind(m: re.Match[str]) -> TrxKind:
     if m.group("begin") is not None:
-        return "begin"
+        return TrxKind.BEGIN
     if m.group("chars") is not None:
-        return "begin_ro" if _READ_ONLY.search(m.group("chars")) else "begin"
+        return TrxKind.BEGIN_RO if _READ_ONLY.search(m.group("chars")) else TrxKind.BEGIN
     if m.group("end") is not None:
-        return "" if _NOT_END.search(m.group("rest")) else "end"
-    return "xa_begin" if m.group("xa").upper() in ("START", "BEGIN") else "xa_end"
+        return TrxKind.NONE if _NOT_END.search(m.group("rest")) else TrxKind.END
+    return TrxKind.XA_BEGIN if m.group("xa").upper() in ("START", "BEGIN") else TrxKind.XA_END
 
 
 def _count_statements(body: str) -> int:

@@ -21,6 +21,7 @@ from pymysql import err
 from pymysql.constants import CLIENT, SERVER_STATUS
 
 from msplugin import driver, health
+from msplugin._types import Level, Role
 from msplugin.backends import Backend, ServerInfo, detail, isolation_sql
 from msplugin.config import Config, GroupConfig, load_config
 from msplugin.consistency import is_valid_gtid
@@ -210,12 +211,14 @@ class Connection(PyMySQLSurface):
         self._busy = False
 
     def cursor(self, cursorclass: CursorClass | None = None) -> Cursor:
-        """Return a new Cursor (PEP 249); *cursorclass* is a PyMySQL cursor class."""
+        """Return a new Cursor; *cursorclass* is a PyMySQL cursor class (PEP 249 .cursor():
+        https://peps.python.org/pep-0249/#connection-objects)."""
         self._check_open()
         return Cursor(self, cursorclass or self._cursorclass)
 
     def commit(self) -> None:
-        """Commit on every backend with an open transaction (PEP 249 .commit()).
+        """Commit on every backend with an open transaction (PEP 249 .commit():
+        https://peps.python.org/pep-0249/#connection-objects).
 
         A connection lost on the way raises OperationalError naming the server and saying
         whether the transaction did not commit (the connection broke before COMMIT was sent)
@@ -230,7 +233,8 @@ class Connection(PyMySQLSurface):
             self._busy = False
 
     def rollback(self) -> None:
-        """Roll back on every backend with an open transaction (PEP 249 .rollback()).
+        """Roll back on every backend with an open transaction (PEP 249 .rollback():
+        https://peps.python.org/pep-0249/#connection-objects).
 
         Never fails because a backend connection is gone: the server rolled that transaction
         back when the connection broke; the connection is dropped and a warning logged.
@@ -303,7 +307,7 @@ class Connection(PyMySQLSurface):
                 f"commit: {b.info}: connection lost ({detail(exc)}); {why}{lost_commit(sent)}",
             )
         b.dirty = False
-        if how == "commit" and b.role == "master":
+        if how == "commit" and b.role == Role.MASTER:
             core = self._core
             if core.track_gtids or core.injection is not None:
                 self._router.committed(b)
@@ -337,18 +341,18 @@ class Connection(PyMySQLSurface):
             raise err.ProgrammingError(
                 f"set_qos(): level must be 'strong', 'session' or 'eventual', got {level!r}"
             )
-        if age is not None and (level != "eventual" or not isinstance(age, int) or age < 0):
+        if age is not None and (level != Level.EVENTUAL or not isinstance(age, int) or age < 0):
             raise err.ProgrammingError(
                 "set_qos(): age is a number of seconds >= 0, with 'eventual' only"
             )
         if gtid is not None:
-            if level != "session":
+            if level != Level.SESSION:
                 raise err.ProgrammingError("set_qos(): gtid goes with 'session' only")
             if not (is_valid_gtid(gtid, "mariadb") or is_valid_gtid(gtid, "mysql")):
                 raise err.ProgrammingError(f"set_qos(): not a GTID: {gtid!r}")
             core.gtid.require(gtid, 0.0)
         core.set_policy(core.policy._replace(qos=level, age=age))
-        if level == "session" and not core.track_gtids:
+        if level == Level.SESSION and not core.track_gtids:
             core.track_gtids = True
             master = self._backends.master_backend
             if master is not None and master.conn is not None:
@@ -396,7 +400,8 @@ class Connection(PyMySQLSurface):
         return self._core.gtid.last_write
 
     def close(self) -> None:
-        """Close every backend connection (PEP 249 .close()); a second close raises Error.
+        """Close every backend connection; a second close raises Error (PEP 249 .close():
+        https://peps.python.org/pep-0249/#connection-objects).
 
         An open transaction is rolled back (by the pool's reset, or by the server when the
         connection closes). Refused while another thread is using the connection.
@@ -420,6 +425,7 @@ class Connection(PyMySQLSurface):
         return not self._core.closed
 
     def __enter__(self) -> Connection:
+        """The connection itself; close() on leaving the block."""
         return self
 
     def __exit__(
@@ -428,6 +434,7 @@ class Connection(PyMySQLSurface):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        """Close the connection (unless closed already)."""
         if not self._core.closed:
             self.close()
 
@@ -535,61 +542,6 @@ class Connection(PyMySQLSurface):
     def character_set_name(self) -> str:
         """The connection character set every backend uses (as PyMySQL names it)."""
         return str(self._overrides.get("charset") or self._defaults.get("charset") or "utf8mb4")
-
-    def ping(self, reconnect: bool = False) -> None:
-        """Check that the servers answer (PyMySQL's ping()).
-
-        Every open backend is pinged; one that does not answer is dropped (reconnected when a
-        statement needs it). With none open, the master is connected. *reconnect*: a closed
-        connection is opened again, and a lost backend is not an error; without it a closed
-        connection raises Error("Already closed") and a lost backend OperationalError.
-        """
-        if self._core.closed:
-            if not reconnect:
-                raise err.Error("Already closed")
-            self.connect()
-            return
-        self._enter()
-        try:
-            self._ping(reconnect)
-        finally:
-            self._leave()
-
-    def _ping(self, reconnect: bool) -> None:
-        failure: err.MySQLError | None = None
-        for b in self._backends.opened():
-            assert b.conn is not None
-            try:
-                b.conn.ping(False)
-            except err.MySQLError as exc:
-                if not health.is_disconnect(exc):
-                    raise
-                self._backends.lost(b, exc)
-                failure = failure or err.OperationalError(
-                    exc.args[0] if isinstance(exc.args[0], int) else health.CR_SERVER_LOST,
-                    f"ping: {b.info}: connection lost ({detail(exc)}); dropped",
-                )
-        if failure is not None and not reconnect:
-            raise failure
-        if not self._backends.opened():
-            self._backends.master()
-
-    def connect(self) -> None:
-        """Open the connection again after close(), or connect now (PyMySQL's connect()).
-
-        The master is connected, and with lazy_connections false every slave as well.
-        """
-        if self._core.closed:
-            self._core.reopened()  # new sessions: nothing of the old ones is left
-            logger.info("facade connection for group %r opened again", self.group.name)
-        self._enter()
-        try:
-            if self.group.lazy_connections:
-                self._backends.master()
-            else:
-                self._connect_all()
-        finally:
-            self._leave()
 
     @property
     def last_used(self) -> ServerInfo | None:

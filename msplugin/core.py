@@ -18,6 +18,7 @@ import logging
 import time
 from typing import Any, Final, NamedTuple, cast
 
+from msplugin._types import Level, Role, Stat, TrxKind
 from msplugin.classify import CACHE_MAX_LEN, Classification, classify
 from msplugin.config import GroupConfig
 from msplugin.consistency import (
@@ -161,10 +162,10 @@ class ConnectionCore:
         self.sticky = group.trx_stickiness != "disabled"
         self.injection = group.global_transaction_id_injection
         # Native GTID tracking, unless a ported mysqlnd_ms config fetches GTIDs with its own SQL.
-        self.track_gtids = qos == "session" and not (
+        self.track_gtids = qos == Level.SESSION and not (
             self.injection is not None and self.injection.fetch_last_gtid
         )
-        self.session_configured = qos == "session"
+        self.session_configured = qos == Level.SESSION
         self.stats = stats
         self.counts = stats.counts
         # The state.
@@ -269,7 +270,7 @@ class ConnectionCore:
             and (
                 d.target is Target.MASTER
                 or d.target is Target.TRANSACTION
-                or (d.target is Target.SLAVE and d.consistency == "eventual" and c.read)
+                or (d.target is Target.SLAVE and d.consistency == Level.EVENTUAL and c.read)
             )
         )
         found = Decided(c, d, eff, memo_ok)
@@ -310,7 +311,7 @@ class ConnectionCore:
             status & (IN_TRANS | AUTOCOMMIT),  # a session-state block is always learned from
             pin=pin,
             dirty=not self.autocommit,
-            master=self.roles[server] == "master",
+            master=self.roles[server] == Role.MASTER,
         )
         if before is not None:
             entry.hits = before.hits  # remembered again: its runs still count
@@ -346,12 +347,12 @@ class ConnectionCore:
         """The full path chose *name* (with statistic *stat*) for a statement about to run."""
         counts = self.counts
         counts[stat] += 1
-        if role == "master":
-            counts["use_master"] += 1
+        if role == Role.MASTER:
+            counts[Stat.USE_MASTER] += 1
             if not self.wrote:
                 self.wrote = True
         else:
-            counts["use_slave"] += 1
+            counts[Stat.USE_SLAVE] += 1
         self.last_used = name
 
     # ------------------------------------------------------------------ learning from replies
@@ -361,7 +362,7 @@ class ConnectionCore:
         opened or ended, session state, the GTID of a write. True if a write committed (the
         edge then runs a mysqlnd_ms GTID injection statement, when one is configured)."""
         status = reply.status
-        master = self.roles[name] == "master"
+        master = self.roles[name] == Role.MASTER
         tracker = self.tracker
         if tracker is not None:
             if eff is NOTHING and not status & SESSION_STATE_CHANGED and not c.trx:
@@ -379,14 +380,14 @@ class ConnectionCore:
         committed = False
         if master and not c.read:
             done = self.autocommit and not status & IN_TRANS and not self.xa
-            committed = done or c.trx == "end"
+            committed = done or c.trx == TrxKind.END
             self.learn_gtid(name, reply, committed)
         return committed
 
     def _learn_transaction(self, c: Classification, name: str, status: int, master: bool) -> None:
-        if c.trx == "xa_begin":
+        if c.trx == TrxKind.XA_BEGIN:
             self.xa = True
-        if c.trx in ("end", "xa_end"):
+        if c.trx in (TrxKind.END, TrxKind.XA_END):
             self.pinned = None
             self.xa = False
         elif self.xa or status & IN_TRANS or (not status & AUTOCOMMIT and master):
@@ -407,7 +408,7 @@ class ConnectionCore:
         if reply.has_next or (reply.message is None and reply.returned_rows):
             # Only the master surely has this write until a later write's GTID is known.
             gs.untracked()
-            self.counts["gtid_untracked"] += 1
+            self.counts[Stat.GTID_UNTRACKED] += 1
         elif reply.status & SESSION_STATE_CHANGED and reply.message is not None:
             # (message None: rows came back, and the status is from an older OK packet.)
             gtid = gtid_from_session_state(reply.message)
@@ -423,7 +424,7 @@ class ConnectionCore:
         # Built now, with the reply to the write, rather than on the read that follows:
         # a read is where the application waits (replicas share the master's flavor).
         self.prepare_check(self.flavors.get(name, "mariadb"))
-        self.counts["gtid_tracked"] += 1
+        self.counts[Stat.GTID_TRACKED] += 1
 
     def prepare_check(self, flavor: str) -> bool:
         """Build and validate the check statement for the current GTID on replicas of
@@ -457,7 +458,7 @@ class ConnectionCore:
         if reply.status & SESSION_STATE_CHANGED and reply.message:
             # Only an OK packet carries the state block (a result set leaves the flag set).
             self._server_reported(tracker, name, reply.message)
-        if c.trx in ("begin", "begin_ro", "xa_begin"):
+        if c.trx in (TrxKind.BEGIN, TrxKind.BEGIN_RO, TrxKind.XA_BEGIN):
             tracker.transaction_began(name)
 
     def _server_reported(self, tracker: Tracker, name: str, message: bytes) -> None:
@@ -477,7 +478,7 @@ class ConnectionCore:
                 changed = True
         if schema is None and not variables and not changed:
             return
-        self.counts["state_server_changes"] += 1
+        self.counts[Stat.STATE_SERVER_CHANGES] += 1
         state_logger.info(
             "%s: the server reported session state changes no statement text explains%s",
             name,
@@ -509,7 +510,7 @@ class ConnectionCore:
         """Backend *name*'s session is gone: what it held is gone too."""
         if self.tracker is not None:
             self.tracker.lost(name)
-        if self.roles[name] == "master":
+        if self.roles[name] == Role.MASTER:
             self.sql_autocommit_off = False
         self.moved()
 

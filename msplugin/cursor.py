@@ -97,7 +97,8 @@ class Cursor:
     # ---------------------------------------------------------------- running statements
 
     def execute(self, query: str, args: Any = None) -> int:
-        """Route *query* and execute it there (PEP 249 .execute()); return the affected rows."""
+        """Route *query* and execute it there; return the affected rows (PEP 249 .execute():
+        https://peps.python.org/pep-0249/#cursor-objects)."""
         conn = self.connection
         # Test and set with no call between them: CPython switches threads only at calls and
         # backward jumps, so of two threads exactly one finds the flag clear (see _enter).
@@ -226,7 +227,8 @@ class Cursor:
         return result
 
     def executemany(self, query: str, args: Sequence[Any]) -> int | None:
-        """Route *query* once and run it for every item of *args* on that backend."""
+        """Route *query* once and run it for every item of *args* on that backend (PEP 249
+        .executemany(): https://peps.python.org/pep-0249/#cursor-objects)."""
         conn = self.connection
         conn._enter()
         try:
@@ -241,7 +243,8 @@ class Cursor:
             conn._leave()
 
     def callproc(self, procname: str, args: Sequence[Any] = ()) -> Any:
-        """Call a stored procedure on the master (PEP 249 .callproc())."""
+        """Call a stored procedure on the master (PEP 249 .callproc():
+        https://peps.python.org/pep-0249/#cursor-objects)."""
         conn = self.connection
         conn._enter()
         try:
@@ -317,6 +320,8 @@ class Cursor:
             conn._leave()
 
     def fetchone(self) -> Any:
+        """Return the next row, or None when no more are available (PEP 249 .fetchone():
+        https://peps.python.org/pep-0249/#cursor-objects)."""
         cur = self._current  # not self._result(): a call less per row
         if cur is None:
             raise err.ProgrammingError("execute() first")
@@ -325,6 +330,8 @@ class Cursor:
         return cur.fetchone()
 
     def fetchmany(self, size: int | None = None) -> Any:
+        """Return the next *size* rows, arraysize by default (PEP 249 .fetchmany():
+        https://peps.python.org/pep-0249/#cursor-objects)."""
         # arraysize is this cursor's: the backend cursor may predate a change to it.
         n = self.arraysize if size is None else size
         if not self._unbuffered:
@@ -332,6 +339,8 @@ class Cursor:
         return self._fetch(lambda cur: cur.fetchmany(n))
 
     def fetchall(self) -> Any:
+        """Return the remaining rows (PEP 249 .fetchall():
+        https://peps.python.org/pep-0249/#cursor-objects)."""
         cur = self._current  # not self._result(): a call less per statement
         if cur is None:
             raise err.ProgrammingError("execute() first")
@@ -349,6 +358,8 @@ class Cursor:
         return iter(self.fetchone, None)
 
     def nextset(self) -> bool | None:
+        """Skip to the next result set of a multi-statement reply; None when there is none
+        (PEP 249 .nextset(): https://peps.python.org/pep-0249/#cursor-objects)."""
         conn = self.connection
         cur = self._result()
         conn._enter()
@@ -358,12 +369,18 @@ class Cursor:
             conn._leave()
 
     def scroll(self, value: int, mode: str = "relative") -> None:
+        """Move in the result set, as the backend cursor class allows (PEP 249 extension
+        .scroll(): https://peps.python.org/pep-0249/#optional-db-api-extensions)."""
         self._fetch(lambda cur: cur.scroll(value, mode))
 
     def __iter__(self) -> Cursor:
+        """Iterate over the rows (PEP 249's optional extension:
+        https://peps.python.org/pep-0249/#optional-db-api-extensions)."""
         return self
 
     def __next__(self) -> Any:
+        """The next row (PEP 249's optional .next():
+        https://peps.python.org/pep-0249/#optional-db-api-extensions)."""
         row = self.fetchone()
         if row is None:
             raise StopIteration
@@ -371,18 +388,26 @@ class Cursor:
 
     @property
     def description(self) -> Any:
+        """Column descriptions of the last result, None without one (PEP 249 .description:
+        https://peps.python.org/pep-0249/#cursor-objects)."""
         return self._current.description if self._current is not None else None
 
     @property
     def rowcount(self) -> int:
+        """Rows the last statement returned or changed; -1 before any (PEP 249 .rowcount:
+        https://peps.python.org/pep-0249/#cursor-objects)."""
         return self._current.rowcount if self._current is not None else -1
 
     @property
     def lastrowid(self) -> int | None:
+        """The AUTO_INCREMENT id of the last inserted row (PEP 249 extension .lastrowid:
+        https://peps.python.org/pep-0249/#optional-db-api-extensions)."""
         return self._current.lastrowid if self._current is not None else None
 
     @property
     def rownumber(self) -> int:
+        """Index of the next row in the result set (PEP 249 extension .rownumber:
+        https://peps.python.org/pep-0249/#optional-db-api-extensions)."""
         return self._current.rownumber if self._current is not None else 0
 
     @property
@@ -397,10 +422,12 @@ class Cursor:
         return self._current._executed if self._current is not None else None  # type: ignore[attr-defined]
 
     def setinputsizes(self, *args: Any) -> None:
-        """Does nothing (PEP 249 allows it)."""
+        """Does nothing, as PEP 249 allows (.setinputsizes():
+        https://peps.python.org/pep-0249/#cursor-objects)."""
 
     def setoutputsize(self, *args: Any) -> None:
-        """Does nothing (PEP 249 allows it)."""
+        """Does nothing, as PEP 249 allows (.setoutputsize():
+        https://peps.python.org/pep-0249/#cursor-objects)."""
 
     def close(self) -> None:
         """Close the backend cursors; the cursor cannot be used afterwards.
@@ -423,6 +450,7 @@ class Cursor:
             self._closed = True
 
     def __enter__(self) -> Cursor:
+        """The cursor itself; close() on leaving the block."""
         return self
 
     def __exit__(
@@ -431,4 +459,5 @@ class Cursor:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        """Close the cursor."""
         self.close()

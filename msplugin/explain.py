@@ -7,6 +7,7 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 from msplugin import health
+from msplugin._types import Level, Role
 from msplugin.classify import Classification
 from msplugin.core import Decided
 from msplugin.routing import Decision, Explanation, Target
@@ -44,9 +45,9 @@ def _target(router: Router, c: Classification, d: Decision) -> Explanation:
     if candidates:
         reason = d.reason
         age = router.core.policy.age
-        if d.consistency == "session" and c.read:
+        if d.consistency == Level.SESSION and c.read:
             reason += "; service level session: a replica that has this connection's writes, else the master"
-        elif d.consistency == "eventual" and age is not None:
+        elif d.consistency == Level.EVENTUAL and age is not None:
             reason += f"; service level eventual: a replica at most {age} s behind"
         return Explanation(c.route, "slave", backends.picker.peek(candidates), reason)
     reason = router.no_replica(d)
@@ -92,7 +93,7 @@ def _with_state(router: Router, sql: str, decided: Decided, e: Explanation) -> E
     tracker = router.core.tracker
     backends = router.backends
     # No replica picked yet (random): judge state on the first, as a stand-in.
-    chosen = e.server or (backends.slave_names[0] if e.role == "slave" else None)
+    chosen = e.server or (backends.slave_names[0] if e.role == Role.SLAVE else None)
     if tracker is None or chosen is None:
         return e
     c, d = decided.c, decided.d

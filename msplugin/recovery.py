@@ -17,6 +17,7 @@ import pymysql.cursors
 from pymysql import err
 
 from msplugin import driver, health
+from msplugin._types import Stat
 from msplugin.backends import Backend, detail
 from msplugin.classify import first_keyword
 from msplugin.retry import after_disconnect, after_server_error, lost_transaction
@@ -113,7 +114,7 @@ def transient(
         raise exc
     if not after_server_error(code, te.mysql_error_codes, trx):
         raise exc
-    router.stats.counts["transient_error_retries"] += 1
+    router.stats.counts[Stat.TRANSIENT_ERROR_RETRIES] += 1
     logger.info(
         "%s: error %d on %s, a transient error: retry %d of %d in %d us",
         _cut(query),

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from msplugin._types import Role, TrxKind
 from msplugin.classify import Classification
 from msplugin.routing import NO_TRANSACTION
 from msplugin.state import NOTHING, Effects
@@ -82,13 +83,13 @@ def after_disconnect(
         return "the session on that server held state the application had set"
     if not sent:
         return None  # it never reached the server: nothing ran, so nothing runs twice
-    if c.trx in ("begin", "begin_ro"):
+    if c.trx in (TrxKind.BEGIN, TrxKind.BEGIN_RO):
         return None  # nothing a BEGIN did outlives its session
     if not c.read:
         return "it is not a read, and it may have run before the connection broke"
     if c.statements > 1:
         return "it is a multi-statement string"
-    if role != "slave":
+    if role != Role.SLAVE:
         return "it was sent to the master, and no other server may serve it"
     if not other_servers:
         return "no other server is available"

@@ -23,6 +23,7 @@ import pymysql.cursors
 from pymysql import err
 
 from msplugin import health
+from msplugin._types import Level, Role, Stat
 from msplugin.backends import Backend, Backends, consumed
 from msplugin.classify import Classification
 from msplugin.config import GroupConfig
@@ -134,26 +135,13 @@ class Router:
         if self.custom:
             self.filter_context(query, target)
         if target is Target.SLAVE:
-            if (
-                core.policy.age is not None
-                or core.failed
-                or self._allowed
-                or ((_down or _not_replicating) and self.backends.avoiding())
-            ):
-                backend, reason, check = self.read_backend(d, c, picked)
-                plain = False
-            elif d.consistency == "eventual":
-                backend = self.backends.slave(self.slave_names, picked)  # the common read
-            elif c.read:  # session, nothing to filter
-                backend, reason, check = self.session_backend(d, self.slave_names)
-            else:
-                backend, reason, check = self.read_backend(d, c)
-            plain = plain and backend.role == "slave"
+            backend, reason, check, simple = self._slave_target(d, c, picked)
+            plain = plain and simple and backend.role == Role.SLAVE
         elif target is Target.MASTER:
             backend = self.backends.master() if self._allowed is None else self.allowed_master()
         elif target is Target.TRANSACTION:
             backend = self.held(c)
-            if backend.role == "slave":
+            if backend.role == Role.SLAVE:
                 reason = "read-only transaction open on this slave"
                 stat = "use_slave_trx"
                 plain = False
@@ -162,7 +150,7 @@ class Router:
         tracker = core.tracker
         if tracker is not None and (eff is not NOTHING or not tracker.idle(backend.name, query)):
             moved = self.apply_state(query, c, backend, reason, target, eff)
-            if moved[0] is not backend and moved[0].role == "master":
+            if moved[0] is not backend and moved[0].role == Role.MASTER:
                 check = None  # the master has every write: no GTID check
             backend, reason = moved
             plain = False
@@ -179,6 +167,25 @@ class Router:
         if route_logger.isEnabledFor(logging.DEBUG):
             route_logger.debug("%s -> %s: %s", _cut(query), backend.name, reason)
         return Step(query, backend, decided, reason, check, memo if plain else None)
+
+    def _slave_target(
+        self, d: Decision, c: Classification, picked: Backend | None
+    ) -> tuple[Backend, str, str | None, bool]:
+        """A statement the decision sends to a slave: (backend, reason, GTID check, whether
+        nothing but the text and the state chose it)."""
+        core = self.core
+        if (
+            core.policy.age is not None
+            or core.failed
+            or self._allowed
+            or ((_down or _not_replicating) and self.backends.avoiding())
+        ):
+            return *self.read_backend(d, c, picked), False
+        if d.consistency == Level.EVENTUAL:
+            return self.backends.slave(self.slave_names, picked), d.reason, None, True
+        if c.read:  # session, nothing to filter
+            return *self.session_backend(d, self.slave_names), True
+        return *self.read_backend(d, c), True
 
     def held(self, c: Classification) -> Backend:
         """The backend holding the open transaction, or a clear error if it was lost."""
@@ -225,7 +232,7 @@ class Router:
         master = self.backends.master()
         core = self.core
         core.last_used = master.name
-        self.stats.counts["use_master_session"] += 1
+        self.stats.counts[Stat.USE_MASTER_SESSION] += 1
         if route_logger.isEnabledFor(logging.DEBUG):
             route_logger.debug(
                 "%s -> %s: session check failed on %s",
@@ -361,14 +368,14 @@ class Router:
         if plan.move_to:
             backend = self.backend_named(plan.move_to)
             reason = f"{reason}; {plan.reason}"
-            self.stats.counts["state_moved"] += 1
+            self.stats.counts[Stat.STATE_MOVED] += 1
         if plan.replay:
             self.replay(backend, plan.replay)
         return backend, reason
 
     def warn_state(self, query: str, message: str) -> None:
         text = f"{_cut(query)}: {message}"
-        self.stats.counts["state_warnings"] += 1
+        self.stats.counts[Stat.STATE_WARNINGS] += 1
         state_logger.warning("%s", text)
         # stacklevel 5: the application's execute() call (_warn_state, _apply_state, _route,
         # Cursor.execute, caller).
@@ -376,7 +383,7 @@ class Router:
 
     def backend_named(self, name: str) -> Backend:
         backend = self.backends.by_name[name]
-        if backend.role == "master":
+        if backend.role == Role.MASTER:
             return self.backends.master()
         if backend.conn is None:
             self.backends.open(backend, lazy=True)
@@ -398,7 +405,7 @@ class Router:
                 f"({exc.args[-1]}); the statement was not sent",
             ) from exc
         tracker.replayed(backend.name)
-        self.stats.counts["state_replayed"] += len(statements)
+        self.stats.counts[Stat.STATE_REPLAYED] += len(statements)
         state_logger.debug("replayed %d session setting(s) on %s", len(statements), backend.name)
 
     def read_backend(
@@ -409,7 +416,7 @@ class Router:
         it is still a candidate."""
         candidates, stale = self.backends.eligible(d, self.allowed_slaves())
         if candidates:
-            if d.consistency != "session" or not c.read:
+            if d.consistency != Level.SESSION or not c.read:
                 keep = picked if picked is not None and picked.name in candidates else None
                 return self.backends.slave(candidates, keep), d.reason, None
             return self.session_backend(d, candidates)
@@ -435,7 +442,7 @@ class Router:
     def no_replica(self, d: Decision) -> str:
         """Why no replica can serve a read the decision sends to a slave."""
         age = self.core.policy.age
-        if age is not None and d.consistency == "eventual":
+        if age is not None and d.consistency == Level.EVENTUAL:
             return f"{d.reason}; no replica within age {age} s"
         if self._allowed is not None and not self._allowed[1]:
             return f"{d.reason}; the filters left no slave"
@@ -452,7 +459,7 @@ class Router:
     def stale_slave(self, stale: tuple[str, ...], reason: str, why: str) -> tuple[Backend, str]:
         """No replica replicates and the master cannot serve: a replica that stopped
         replicating is better than no answer (MaxScale's "stale slave")."""
-        self.stats.counts["use_slave_stale"] += 1
+        self.stats.counts[Stat.USE_SLAVE_STALE] += 1
         return (
             self.backends.slave(stale),
             f"{reason}; the master cannot serve it ({why}): a replica that is not replicating does",
@@ -468,7 +475,7 @@ class Router:
         counts = self.stats.counts
         if gs.gtid is None:
             if gs.untracked_write:
-                counts["use_master_session"] += 1
+                counts[Stat.USE_MASTER_SESSION] += 1
                 why = "session: this connection wrote and its GTID is unknown"
                 return self.backends.master(), f"{d.reason}; {why}", None
             return (
@@ -478,7 +485,7 @@ class Router:
             )
         gtid = gs.gtid
         backend = self.backends.slave(candidates)  # the load balancer picks first, as for any read
-        if backend.role == "master":
+        if backend.role == Role.MASTER:
             return backend, d.reason, None
         known = gs.known
         if known:
@@ -489,24 +496,24 @@ class Router:
                 if name is not None:
                     backend = self.backends.slave((name,))
             if backend.name in known:
-                counts["gtid_replica_known"] += 1
+                counts[Stat.GTID_REPLICA_KNOWN] += 1
                 return backend, f"{d.reason}; session: {backend.name} has {gtid}", None
         elapsed = time.monotonic() - gs.written_at if gs.written_at else float("inf")
         if elapsed < gs.apply_delay:
             # Replicas have recently needed longer than this to apply a write: a check now
             # would most likely fail and cost a second round trip.
             gs.skipped_check()
-            counts["use_master_session"] += 1
+            counts[Stat.USE_MASTER_SESSION] += 1
             why = f"session: replicas are likely still applying {gtid}"
             return self.backends.master(), f"{d.reason}; {why}", None
         if gs.check_key != (gtid, backend.flavor) and not core.prepare_check(backend.flavor):
-            counts["use_master_session"] += 1
+            counts[Stat.USE_MASTER_SESSION] += 1
             return (
                 self.backends.master(),
                 f"{d.reason}; session: cannot check GTID {gtid!r}",
                 None,
             )
-        counts["gtid_checks"] += 1
+        counts[Stat.GTID_CHECKS] += 1
         return backend, f"{d.reason}; session: checking {backend.name} has {gtid}", gs.check_sql
 
     def run_check(self, cur: pymysql.cursors.Cursor, sql: str, args: Any) -> bool:
@@ -526,7 +533,7 @@ class Router:
             gs.confirm(backend.name)
             gs.check_passed()
         else:
-            self.stats.counts["gtid_check_failed"] += 1
+            self.stats.counts[Stat.GTID_CHECK_FAILED] += 1
             gs.check_failed(time.monotonic() - gs.written_at if gs.written_at else 1.0)
 
     @property

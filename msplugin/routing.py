@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import NamedTuple
 
+from msplugin._types import Level, TrxKind
 from msplugin.classify import Classification, Route
 
 __all__ = ["Decision", "Explanation", "Policy", "Target", "decide", "split_replicating"]
@@ -85,7 +86,7 @@ def decide(
     if sticky and trx == OPEN:
         ignored = f"; {c.reason} ignored" if c.hinted else ""
         return Decision(Target.TRANSACTION, f"transaction open{ignored}", "trx_master_forced")
-    if sticky and c.trx == "begin_ro" and policy.trx_stickiness == "on" and policy.has_slaves:
+    if sticky and c.trx == TrxKind.BEGIN_RO and policy.trx_stickiness == "on" and policy.has_slaves:
         return Decision(
             Target.SLAVE,
             "read-only transaction runs on one slave (trx_stickiness on)",
@@ -113,7 +114,7 @@ def decide(
         if has_last_used:
             return Decision(Target.LAST_USED, c.reason, "use_last_used_guess")
         return Decision(Target.MASTER, f"{c.reason}; nothing ran yet", "use_master_guess")
-    if qos == "strong":
+    if qos == Level.STRONG:
         how = "hint ms=strong" if c.qos else "strong consistency"
         return Decision(
             Target.MASTER, f"{c.reason}; {how}: reads on the master", "use_master_qos_strong"

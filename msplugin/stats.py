@@ -11,56 +11,13 @@ import threading
 import weakref
 from typing import Any, Final, Protocol
 
+from msplugin._types import Stat
 from msplugin.pool import pool_stats
 
 __all__ = ["STAT_NAMES", "Stats", "get_stats"]
 
 # mysqlnd_ms's names where the concept is the same; msplugin's own names after them.
-STAT_NAMES: Final = (
-    "use_slave",
-    "use_master",
-    "use_slave_guess",
-    "use_master_guess",
-    "use_slave_sql_hint",
-    "use_master_sql_hint",
-    "use_last_used_sql_hint",
-    "use_last_used_guess",
-    "use_master_on_write",
-    "use_master_qos_strong",
-    "use_master_no_slaves",
-    "use_master_failover",
-    "use_slave_stale",
-    "lazy_connections_slave_success",
-    "lazy_connections_slave_failure",
-    "lazy_connections_master_success",
-    "lazy_connections_master_failure",
-    "non_lazy_connections_slave_success",
-    "non_lazy_connections_slave_failure",
-    "non_lazy_connections_master_success",
-    "non_lazy_connections_master_failure",
-    "trx_autocommit_on",
-    "trx_autocommit_off",
-    "trx_master_forced",
-    "trx_read_only_slave",
-    "use_slave_trx",
-    "use_master_age",
-    "use_master_session",
-    "gtid_tracked",
-    "gtid_untracked",
-    "gtid_replica_known",
-    "gtid_checks",
-    "gtid_check_failed",
-    "gtid_fetch",
-    "gtid_on_commit",
-    "state_warnings",
-    "state_moved",
-    "state_replayed",
-    "state_server_changes",
-    "connections_lost",
-    "read_retries",
-    "unsent_retries",
-    "transient_error_retries",
-)
+STAT_NAMES: Final = tuple(s.value for s in Stat)
 
 _lock = threading.Lock()
 _finished: dict[str, int] = dict.fromkeys(STAT_NAMES, 0)

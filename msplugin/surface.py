@@ -1,21 +1,30 @@
 """PyMySQL's Connection API beyond PEP 249, for code written for PyMySQL: which server
-answers for "the" connection, and escaping for the master's session."""
+answers for "the" connection, escaping for the master's session, ping() and connect()."""
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
+from pymysql import err
 from pymysql.charset import charset_by_name
 from pymysql.constants import SERVER_STATUS
 from pymysql.converters import escape_item, escape_string
 
+from msplugin import health
+from msplugin.backends import detail
+
 if TYPE_CHECKING:
     from msplugin.backends import Backends
+    from msplugin.config import GroupConfig
+    from msplugin.core import ConnectionCore
     from msplugin.router import Router
 
 __all__ = ["PyMySQLSurface"]
+
+logger = logging.getLogger("msplugin.connection")
 
 _NO_BACKSLASH_ESCAPES: Final = SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES
 
@@ -29,7 +38,19 @@ class PyMySQLSurface:
     _backends: Backends
     _encoders: dict[Any, Any]
 
+    group: GroupConfig
+    _core: ConnectionCore
+
     def _check_open(self) -> None:
+        raise NotImplementedError
+
+    def _enter(self) -> None:
+        raise NotImplementedError
+
+    def _leave(self) -> None:
+        raise NotImplementedError
+
+    def _connect_all(self) -> None:
         raise NotImplementedError
 
     def character_set_name(self) -> str:
@@ -69,6 +90,7 @@ class PyMySQLSurface:
 
     @property
     def host_info(self) -> str:
+        """PyMySQL's attribute: get_host_info()."""
         return self.get_host_info()
 
     def get_server_info(self) -> str:
@@ -77,6 +99,7 @@ class PyMySQLSurface:
 
     @property
     def server_version(self) -> str:
+        """PyMySQL's attribute: get_server_info()."""
         return self.get_server_info()
 
     def get_proto_info(self) -> int:
@@ -119,3 +142,58 @@ class PyMySQLSurface:
             stacklevel=2,
         )
         return self.escape(obj)
+
+    def ping(self, reconnect: bool = False) -> None:
+        """Check that the servers answer (PyMySQL's ping()).
+
+        Every open backend is pinged; one that does not answer is dropped (reconnected when a
+        statement needs it). With none open, the master is connected. *reconnect*: a closed
+        connection is opened again, and a lost backend is not an error; without it a closed
+        connection raises Error("Already closed") and a lost backend OperationalError.
+        """
+        if self._core.closed:
+            if not reconnect:
+                raise err.Error("Already closed")
+            self.connect()
+            return
+        self._enter()
+        try:
+            self._ping(reconnect)
+        finally:
+            self._leave()
+
+    def _ping(self, reconnect: bool) -> None:
+        failure: err.MySQLError | None = None
+        for b in self._backends.opened():
+            assert b.conn is not None
+            try:
+                b.conn.ping(False)
+            except err.MySQLError as exc:
+                if not health.is_disconnect(exc):
+                    raise
+                self._backends.lost(b, exc)
+                failure = failure or err.OperationalError(
+                    exc.args[0] if isinstance(exc.args[0], int) else health.CR_SERVER_LOST,
+                    f"ping: {b.info}: connection lost ({detail(exc)}); dropped",
+                )
+        if failure is not None and not reconnect:
+            raise failure
+        if not self._backends.opened():
+            self._backends.master()
+
+    def connect(self) -> None:
+        """Open the connection again after close(), or connect now (PyMySQL's connect()).
+
+        The master is connected, and with lazy_connections false every slave as well.
+        """
+        if self._core.closed:
+            self._core.reopened()  # new sessions: nothing of the old ones is left
+            logger.info("facade connection for group %r opened again", self.group.name)
+        self._enter()
+        try:
+            if self.group.lazy_connections:
+                self._backends.master()
+            else:
+                self._connect_all()
+        finally:
+            self._leave()

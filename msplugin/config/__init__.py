@@ -10,52 +10,8 @@ schema.py   configs/schema.json, generated from the tables
 
 from __future__ import annotations
 
-from msplugin.config.load import (
-    ALL_SERVER_KEYS,
-    GROUP_KEYS,
-    duplicate_keys,
-    load_config,
-    parse_config,
-    resolve_config_path,
-)
-from msplugin.config.model import (
-    CONFIG_ENV,
-    DEFAULT_CONFIG_FILE,
-    DEFAULT_FILTERS,
-    FILTER_NAMES,
-    LOAD_BALANCERS,
-    MULTI_FILTERS,
-    Config,
-    FailoverConfig,
-    FilterConfig,
-    GroupConfig,
-    GtidInjectionConfig,
-    PoolingConfig,
-    QuarantineConfig,
-    ServerConfig,
-    TransientErrorConfig,
-)
+from msplugin.config import load, model
+from msplugin.config.load import *  # noqa: F403 (the package's names are its modules')
+from msplugin.config.model import *  # noqa: F403
 
-__all__ = [
-    "ALL_SERVER_KEYS",
-    "CONFIG_ENV",
-    "DEFAULT_CONFIG_FILE",
-    "DEFAULT_FILTERS",
-    "FILTER_NAMES",
-    "GROUP_KEYS",
-    "LOAD_BALANCERS",
-    "MULTI_FILTERS",
-    "Config",
-    "FailoverConfig",
-    "FilterConfig",
-    "GroupConfig",
-    "GtidInjectionConfig",
-    "PoolingConfig",
-    "QuarantineConfig",
-    "ServerConfig",
-    "TransientErrorConfig",
-    "duplicate_keys",
-    "load_config",
-    "parse_config",
-    "resolve_config_path",
-]
+__all__ = [*load.__all__, *model.__all__]

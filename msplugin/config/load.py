@@ -19,6 +19,7 @@ from typing import Any, Final
 
 import orjson
 
+from msplugin._types import Role
 from msplugin.config.chain import parse_filters
 from msplugin.config.check import Checker, show
 from msplugin.config.fields import (
@@ -41,7 +42,6 @@ from msplugin.config.model import (
     GtidInjectionConfig,
     PoolingConfig,
     QuarantineConfig,
-    Role,
     ServerConfig,
     TransientErrorConfig,
 )
@@ -311,9 +311,11 @@ def _group_servers(
         if required not in obj:
             chk.problem(name, f"missing required key {required!r}{_missing_hint(required, obj)}")
     masters = (
-        _parse_servers(chk, f"{name}.master", "master", obj["master"]) if "master" in obj else ()
+        _parse_servers(chk, f"{name}.master", Role.MASTER, obj["master"]) if "master" in obj else ()
     )
-    slaves = _parse_servers(chk, f"{name}.slave", "slave", obj["slave"]) if "slave" in obj else ()
+    slaves = (
+        _parse_servers(chk, f"{name}.slave", Role.SLAVE, obj["slave"]) if "slave" in obj else ()
+    )
     if "master" in obj and not masters and len(chk.problems) == before:
         chk.problem(f"{name}.master", "expected at least one master server")
     aliases = [s.name for s in masters + slaves]

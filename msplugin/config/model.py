@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+from msplugin._types import Role
 from msplugin.config.check import did_you_mean
 from msplugin.errors import ConfigError
 
@@ -36,7 +37,6 @@ __all__ = [
 CONFIG_ENV: Final = "MSPLUGIN_CONFIG"
 DEFAULT_CONFIG_FILE: Final = "msplugin.json"
 
-Role = Literal["master", "slave"]
 TrxStickiness = Literal["disabled", "master", "on"]
 FailoverStrategy = Literal["disabled", "master", "loop_before_master"]
 Classifier = Literal["default", "mysqlnd_ms"]

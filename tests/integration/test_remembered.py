@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from live import REPLICAS, server_id, setup
+from routes import full_routes
 
 import msplugin
 from msplugin import health
@@ -131,15 +132,8 @@ def test_remembered_routes_route_every_sequence_as_the_full_path(
             expected = run(full, steps)
             expected_stats = full.stats()
         with msplugin.connect("sandbox", config=config) as fast:
-            # A statement that ran without a call to _route took its remembered route.
-            routed: list[str] = []
-            route = fast._router.route
-
-            def counting_route(query: str, picked: Any = None) -> Any:
-                routed.append(query)
-                return route(query, picked)
-
-            fast._router.route = counting_route  # type: ignore[method-assign]
+            # A statement that ran without a call to route() took its remembered route.
+            routed = full_routes(fast)
             cur = fast.cursor()
             execute = cur.execute
 
@@ -206,14 +200,7 @@ def test_a_server_marked_down_sends_remembered_reads_through_routing(sandbox: Sa
     """random once picked a slave; while it is down (quarantined) reads go to the other one,
     exactly as without remembered routes, and stay there afterwards (the new pick is kept)."""
     with msplugin.connect("sandbox", config=str(sandbox.config_path)) as conn:
-        routed: list[str] = []
-        route = conn._router.route
-
-        def counting(query: str, picked: Any = None) -> Any:
-            routed.append(query)
-            return route(query, picked)
-
-        conn._router.route = counting  # type: ignore[method-assign]
+        routed = full_routes(conn)
         server_id(conn)
         server_id(conn)
         first = conn.last_used
@@ -239,14 +226,7 @@ def test_a_quarantined_server_of_another_group_keeps_routes_remembered(
     not send every read of this one through routing, and the remembered pick is the full
     path's."""
     with msplugin.connect("sandbox", config=make_config(filters={"roundrobin": []})) as conn:
-        routed: list[str] = []
-        route = conn._router.route
-
-        def counting(query: str, picked: Any = None) -> Any:
-            routed.append(query)
-            return route(query, picked)
-
-        conn._router.route = counting  # type: ignore[method-assign]
+        routed = full_routes(conn)
         assert [server_id(conn) for _ in range(2)] == [2, 3]
         elsewhere = ("192.0.2.1", 3306, "")
         health.down[elsewhere] = "test: another group's server"

@@ -3,7 +3,6 @@ the generated JSON Schema, the model's defaults, and the manual's reference chap
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import re
@@ -14,15 +13,7 @@ import jsonschema
 import pytest
 from test_config import BAD_CASES, BASE, with_group
 
-from msplugin.config import (
-    FailoverConfig,
-    GroupConfig,
-    GtidInjectionConfig,
-    PoolingConfig,
-    QuarantineConfig,
-    ServerConfig,
-    TransientErrorConfig,
-)
+from msplugin import config as cfg
 from msplugin.config.fields import GROUP_FIELDS, SECTIONS, SERVER_FIELDS, SERVER_OPTION_FIELDS
 from msplugin.config.schema import render
 
@@ -99,12 +90,7 @@ def test_every_rule_left_to_the_loader_is_one_of_its_tested_refusals() -> None:
     ("changes", "fragment"), [case for case in BAD_CASES if not _loader_only(case[1])]
 )
 def test_configs_the_loader_refuses_are_invalid(changes: dict[str, Any], fragment: str) -> None:
-    data = copy.deepcopy(BASE)
-    for key, value in changes.items():
-        if value is None:
-            del data["myapp"][key]
-        else:
-            data["myapp"][key] = value
+    data = with_group(**changes)
     assert list(VALIDATOR.iter_errors(data)), (
         f"the schema accepts what the loader refuses: {fragment}"
     )
@@ -113,11 +99,11 @@ def test_configs_the_loader_refuses_are_invalid(changes: dict[str, Any], fragmen
 @pytest.mark.parametrize(
     ("cls", "fields"),
     [
-        (FailoverConfig, SECTIONS["failover"]),
-        (TransientErrorConfig, SECTIONS["transient_error"]),
-        (GtidInjectionConfig, SECTIONS["global_transaction_id_injection"]),
-        (QuarantineConfig, SECTIONS["quarantine"]),
-        (PoolingConfig, SECTIONS["pooling"]),
+        (cfg.FailoverConfig, SECTIONS["failover"]),
+        (cfg.TransientErrorConfig, SECTIONS["transient_error"]),
+        (cfg.GtidInjectionConfig, SECTIONS["global_transaction_id_injection"]),
+        (cfg.QuarantineConfig, SECTIONS["quarantine"]),
+        (cfg.PoolingConfig, SECTIONS["pooling"]),
     ],
 )
 def test_the_model_has_the_tables_defaults(cls: Any, fields: Any) -> None:
@@ -128,10 +114,10 @@ def test_the_model_has_the_tables_defaults(cls: Any, fields: Any) -> None:
 
 
 def test_group_and_server_defaults_match_the_tables() -> None:
-    group = GroupConfig(name="g", masters=(), slaves=())
+    group = cfg.GroupConfig(name="g", masters=(), slaves=())
     for f in GROUP_FIELDS:
         assert getattr(group, f.name) == f.default, f.key
-    server = ServerConfig(name="s", role="slave", host="h")
+    server = cfg.ServerConfig(name="s", role="slave", host="h")
     for f in SERVER_FIELDS[1:]:
         assert getattr(server, f.name) == f.default, f.key
 

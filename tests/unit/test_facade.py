@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from fakes import FakeServers
+from routes import full_routes
 
 import msplugin
 from msplugin import health
@@ -120,14 +121,7 @@ def test_repeated_statements_are_remembered_and_counted_as_routed(
     connect: Connect, servers: FakeServers
 ) -> None:
     with connect() as conn:
-        full: list[str] = []
-        route = conn._router.route
-
-        def counting(query: str, picked: Any = None) -> Any:
-            full.append(query)
-            return route(query, picked)
-
-        conn._router.route = counting  # type: ignore[method-assign]
+        full = full_routes(conn)
         statements = ["SELECT 1", "INSERT INTO t VALUES (1)"] * 4
         assert where(conn, *statements) == ["slave_0", "master_0", "slave_1", "master_0"] * 2
         # Decided the full way until the state stopped changing (the first server used, the
