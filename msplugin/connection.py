@@ -250,7 +250,7 @@ class Connection(PyMySQLSurface):
         if core.closed:
             raise err.InterfaceError(0, "connection is closed")
         failure: err.OperationalError | None = None
-        pinned = self._router.pinned if core.pinned is not None else None
+        pinned = self._backends.by_name[core.pinned] if core.pinned is not None else None
         if pinned is not None and pinned.conn is None:
             if how == "commit":
                 failure = err.OperationalError(
@@ -311,7 +311,7 @@ class Connection(PyMySQLSurface):
             core = self._core
             if core.track_gtids or core.injection is not None:
                 self._router.committed(b)
-            else:
+            elif not core.gtid.untracked_write:  # else known already: no call per commit
                 core.learn_gtid(b.name, None, committed=True)
         return None
 

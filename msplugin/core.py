@@ -302,13 +302,16 @@ class ConnectionCore:
             fold_hits(memo, self.counts)
             memo.clear()
         before = memo.get(sql)
+        expect = status & (IN_TRANS | AUTOCOMMIT)  # a session-state block is always learned from
+        if before is not None and before.expect == expect and not pin and not before.pin:
+            return  # remembered already (a reply with a session-state block was learned from)
         entry = memo[sql] = Memo(
             decided,
             decided.d.stat if decided.d.target is not Target.TRANSACTION else "trx_master_forced",
             reason,
             server if fixed else None,
             candidates,
-            status & (IN_TRANS | AUTOCOMMIT),  # a session-state block is always learned from
+            expect,
             pin=pin,
             dirty=not self.autocommit,
             master=self.roles[server] == Role.MASTER,
