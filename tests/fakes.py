@@ -16,11 +16,17 @@ from __future__ import annotations
 
 import re
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pymysql import err
 from pymysql.converters import escape_item
+
+if TYPE_CHECKING:
+    import msplugin
+
+Connect = Callable[..., "msplugin.Connection"]  # the unit tests' connect fixture
 
 IN_TRANS = 1
 AUTOCOMMIT = 2
@@ -373,3 +379,20 @@ class FakeCursor:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def where(conn: msplugin.Connection, *statements: str) -> list[str]:
+    """Run *statements*; the server each ran on."""
+    out = []
+    cur = conn.cursor()
+    for sql in statements:
+        cur.execute(sql)
+        cur.fetchall()
+        assert conn.last_used is not None
+        out.append(conn.last_used.name)
+    return out
+
+
+def received(servers: FakeServers, name: str, word: str) -> list[str]:
+    """The statements *servers[name]* received that contain *word*."""
+    return [s for s in servers[name].log if word.upper() in s.upper()]

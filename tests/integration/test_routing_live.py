@@ -1,10 +1,13 @@
-"""Routing over a real MariaDB topology: 1 primary (server_id 1) + 2 replicas (2, 3)."""
+"""Routing over a real MariaDB topology: 1 primary (server_id 1) + 2 replicas (2, 3).
+
+What needs the servers: replication, status bits, broadcasts, fetches, failover to real ports.
+The routing rules that need no server are tested over the fake driver in tests/unit/test_facade*.py.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import socket
 from collections.abc import Callable, Iterator
 
@@ -53,64 +56,6 @@ def test_writes_replicate_to_the_replicas(conn: msplugin.Connection, sandbox: Sa
     assert conn.last_used is not None and conn.last_used.role == "slave"
 
 
-def test_hints(conn: msplugin.Connection) -> None:
-    assert server_id(conn, "/*ms=master*/SELECT @@server_id") == PRIMARY
-    assert server_id(conn, "/*ms=slave*/SELECT @@server_id") in REPLICAS
-    assert server_id(conn, "/*ms=master*/SELECT @@server_id") == PRIMARY
-    assert server_id(conn, "/*ms=last_used*/SELECT @@server_id") == PRIMARY
-    stats = conn.stats()
-    assert stats["use_master_sql_hint"] == 2
-    assert stats["use_slave_sql_hint"] == 1
-    assert stats["use_last_used_sql_hint"] == 1
-
-
-def test_default_classifier_keeps_locking_reads_on_the_primary(conn: msplugin.Connection) -> None:
-    assert server_id(conn, "SELECT @@server_id FROM t LIMIT 1 FOR UPDATE") == PRIMARY
-    assert server_id(conn, "SELECT @@server_id, GET_LOCK('x', 0)") == PRIMARY
-
-
-def test_roundrobin_alternates(make_config: Callable[..., str]) -> None:
-    with msplugin.connect("sandbox", config=make_config(filters=["roundrobin"])) as c:
-        ids = [server_id(c) for _ in range(4)]
-    assert ids[0] != ids[1] and ids[:2] == ids[2:]
-    assert set(ids) == REPLICAS
-
-
-def test_roundrobin_position_continues_across_hinted_reads(make_config: Callable[..., str]) -> None:
-    with msplugin.connect("sandbox", config=make_config(filters=["roundrobin"])) as c:
-        a = server_id(c)
-        b = server_id(c, "/*ms=slave*/SELECT @@server_id")
-        assert server_id(c, "/*ms=master*/SELECT @@server_id") == PRIMARY
-        assert server_id(c) == a
-    assert {a, b} == REPLICAS
-
-
-def test_sticky_random_stays_on_one_replica(conn: msplugin.Connection) -> None:
-    ids = {server_id(conn) for _ in range(20)}
-    assert len(ids) == 1 and ids <= REPLICAS
-
-
-def test_plain_random_uses_both_replicas(make_config: Callable[..., str]) -> None:
-    with msplugin.connect("sandbox", config=make_config(filters=["random"])) as c:
-        ids = {server_id(c) for _ in range(60)}
-    assert ids == REPLICAS
-
-
-def test_lazy_connections_open_only_what_is_used(conn: msplugin.Connection) -> None:
-    assert "connected=[]" in repr(conn)
-    server_id(conn)
-    assert conn.stats()["lazy_connections_slave_success"] == 1
-    assert conn.stats()["lazy_connections_master_success"] == 0
-    assert re.search(r"connected=\['slave_[01]'\] ", repr(conn))
-
-
-def test_non_lazy_connections_open_everything(make_config: Callable[..., str]) -> None:
-    with msplugin.connect("sandbox", config=make_config(lazy_connections=False)) as c:
-        assert c.stats()["non_lazy_connections_master_success"] == 1
-        assert c.stats()["non_lazy_connections_slave_success"] == 2
-        assert "connected=['master_0', 'slave_0', 'slave_1']" in repr(c)
-
-
 def test_autocommit_is_broadcast_to_open_and_later_backends(
     make_config: Callable[..., str],
 ) -> None:
@@ -155,27 +100,6 @@ def test_last_used_describes_the_server(sandbox: Sandbox, conn: msplugin.Connect
         sandbox.primary.port,
     )
     assert conn.insert_id() == cur.lastrowid > 0
-
-
-def test_explain_decides_without_connecting(conn: msplugin.Connection) -> None:
-    e = conn.explain("SELECT * FROM t FOR UPDATE")
-    assert (e.route, e.role, e.server) == (msplugin.Route.MASTER, "master", "master_0")
-    assert "FOR UPDATE" in e.reason
-    e = conn.explain("SELECT 1")
-    assert e.role == "slave" and e.server is None  # sticky random has not picked yet
-    assert "connected=[]" in repr(conn)
-    server_id(conn)
-    used = conn.last_used
-    assert used is not None and conn.explain("SELECT 1").server == used.name
-
-
-def test_last_used_hint_before_any_statement_fails_cleanly(conn: msplugin.Connection) -> None:
-    cur = conn.cursor()
-    with pytest.raises(msplugin.RoutingError, match="no statement has run on this connection yet"):
-        cur.execute("/*ms=last_used*/SELECT 1")
-    assert issubclass(msplugin.RoutingError, pymysql.err.ProgrammingError)
-    assert "connected=[]" in repr(conn)  # nothing was sent anywhere
-    assert server_id(conn) in REPLICAS  # and the connection is still usable
 
 
 def test_dict_cursor(conn: msplugin.Connection) -> None:

@@ -46,14 +46,6 @@ def test_rolled_back_sql_transaction_ends_too(conn: msplugin.Connection) -> None
     assert server_id(conn) in REPLICAS
 
 
-def test_hints_are_ignored_inside_a_transaction(conn: msplugin.Connection) -> None:
-    run(conn, "BEGIN")
-    assert server_id(conn, "/*ms=slave*/SELECT @@server_id") == PRIMARY
-    assert "hint ms=slave ignored" in conn.explain("/*ms=slave*/SELECT 1").reason
-    run(conn, "COMMIT")
-    assert server_id(conn, "/*ms=slave*/SELECT @@server_id") in REPLICAS
-
-
 def test_api_transaction(conn: msplugin.Connection) -> None:
     conn.begin()
     assert server_id(conn) == PRIMARY
@@ -128,37 +120,3 @@ def test_read_only_transactions_run_on_one_slave(make_config: Callable[..., str]
         assert server_id(c) == PRIMARY
         run(c, "COMMIT")
         assert c.stats()["trx_read_only_slave"] == 2
-
-
-def test_read_only_transaction_stays_on_the_master_with_stickiness_master(
-    conn: msplugin.Connection,
-) -> None:
-    conn.begin(read_only=True)
-    assert server_id(conn) == PRIMARY
-    conn.commit()
-
-
-def test_disabled_stickiness_splits_transactions(make_config: Callable[..., str]) -> None:
-    with msplugin.connect("sandbox", config=make_config(trx_stickiness="disabled")) as c:
-        run(c, "BEGIN")
-        assert server_id(c) in REPLICAS  # mysqlnd_ms's old, unsafe behaviour, as documented
-        run(c, "COMMIT")
-
-
-def test_master_on_write(make_config: Callable[..., str]) -> None:
-    with msplugin.connect("sandbox", config=make_config(master_on_write=True)) as c:
-        assert server_id(c) in REPLICAS
-        run(c, "INSERT INTO trx (v) VALUES (2)")
-        assert server_id(c) == PRIMARY
-        assert server_id(c) == PRIMARY
-        assert server_id(c, "/*ms=slave*/SELECT @@server_id") in REPLICAS  # hints still win
-        assert c.stats()["use_master_on_write"] == 2
-
-
-def test_set_qos_is_refused_inside_a_transaction(conn: msplugin.Connection) -> None:
-    conn.begin()
-    with pytest.raises(msplugin.TransactionError, match="inside a transaction"):
-        conn.set_qos("strong")
-    conn.commit()
-    conn.set_qos("strong")
-    assert server_id(conn) == PRIMARY
