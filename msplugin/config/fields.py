@@ -72,6 +72,10 @@ def _seconds(key: str, default: float | None, doc: str, *, zero: bool = False) -
     return Field(key, Kind.SECONDS0 if zero else Kind.SECONDS, default, doc)
 
 
+def _choice(key: str, default: str, doc: str, *choices: str) -> Field:
+    return Field(key, Kind.CHOICE, default, doc, choices=choices)
+
+
 def _flag(key: str, default: bool | None, doc: str) -> Field:
     return Field(key, Kind.BOOLEAN, default, doc)
 
@@ -128,28 +132,24 @@ assert {f.name for f in SERVER_OPTION_FIELDS} <= PASSTHROUGH_KWARGS
 GROUP_FIELDS: Final = (
     _flag("lazy_connections", True, "connect a server when a statement first needs it"),
     _flag("master_on_write", False, "after a write, reads go to the master"),
-    Field(
+    _choice(
         "trx_stickiness",
-        Kind.CHOICE,
         "master",
         "where a transaction's statements run",
-        choices=("disabled", "master", "on"),
+        "disabled",
+        "master",
+        "on",
     ),
     _flag("multi_master", False, "allow several masters"),
     Field("server_charset", Kind.CHARSET, None, "character set of every backend connection"),
-    Field(
-        "classifier",
-        Kind.CHOICE,
-        "default",
-        "how statements are classified",
-        choices=("default", "mysqlnd_ms"),
-    ),
-    Field(
+    _choice("classifier", "default", "how statements are classified", "default", "mysqlnd_ms"),
+    _choice(
         "session_state",
-        Kind.CHOICE,
         "warn",
-        "what happens when a statement lacks session state where it runs",
-        choices=("off", "warn", "sync"),
+        "what a statement lacking session state does",
+        "off",
+        "warn",
+        "sync",
     ),
     _seconds("replica_status_interval", 1.0, "how often the replica monitor refreshes"),
     Field(
@@ -161,12 +161,13 @@ GROUP_FIELDS: Final = (
 )
 
 FAILOVER_FIELDS: Final = (
-    Field(
+    _choice(
         "strategy",
-        Kind.CHOICE,
         "loop_before_master",
         "what to do when a slave cannot be connected",
-        choices=("disabled", "master", "loop_before_master"),
+        "disabled",
+        "master",
+        "loop_before_master",
     ),
     _flag("remember_failed", False, "skip a failed slave for the rest of the connection"),
     Field("max_retries", Kind.INTEGER, 0, "slaves to try before the master; 0 = all", hi=1000),

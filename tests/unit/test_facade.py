@@ -160,12 +160,20 @@ def test_a_read_whose_connection_broke_runs_again_on_another_server(
         assert conn.stats()["read_retries"] == 1
 
 
+def _master_loses_the_next_statement(
+    conn: msplugin.Connection, servers: FakeServers, *, sent: bool
+) -> None:
+    """A write ran on the master (connected); its connection breaks at the next statement,
+    after it reached the server (*sent*) or before."""
+    where(conn, "INSERT INTO t VALUES (1)")
+    servers["master_0"].lose_next(sent=sent)
+
+
 def test_a_write_that_may_have_run_is_never_sent_again(
     connect: Connect, servers: FakeServers
 ) -> None:
     with connect() as conn:
-        where(conn, "INSERT INTO t VALUES (1)")
-        servers["master_0"].lose_next(sent=True)
+        _master_loses_the_next_statement(conn, servers, sent=True)
         with pytest.raises(msplugin.OperationalError, match="not retried") as info:
             conn.cursor().execute("INSERT INTO t VALUES (2)")
         assert "it may have run" in str(info.value.args[1])
@@ -177,8 +185,7 @@ def test_a_write_that_never_reached_the_server_runs_once_on_a_new_connection(
     connect: Connect, servers: FakeServers
 ) -> None:
     with connect() as conn:
-        where(conn, "INSERT INTO t VALUES (1)")
-        servers["master_0"].lose_next(sent=False)
+        _master_loses_the_next_statement(conn, servers, sent=False)
         assert where(conn, "INSERT INTO t VALUES (2)") == ["master_0"]
         assert len(received(servers, "master_0", "VALUES (2)")) == 1
         assert servers["master_0"].connects == 2
