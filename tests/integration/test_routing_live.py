@@ -248,3 +248,26 @@ def test_closed_connection(conn: msplugin.Connection) -> None:
         conn.cursor()
     with pytest.raises(msplugin.Error, match="Already closed"):
         conn.close()
+
+
+def test_pymysql_connect_as_the_connect_factory(sandbox: Sandbox) -> None:
+    """A plain PyMySQL connect() opens every connection (no whole-connect deadline, not
+    interruptible): routing, commit and the pool work with PyMySQL's own class."""
+    opened: list[str] = []
+
+    def factory(**params: object) -> pymysql.connections.Connection[object]:
+        opened.append(str(params["port"]))
+        return pymysql.connect(**params)  # type: ignore[arg-type]
+
+    with msplugin.connect(
+        "sandbox", config=str(sandbox.config_path), connect_factory=factory, autocommit=False
+    ) as c:
+        cur = c.cursor()
+        cur.execute("INSERT INTO t (v) VALUES (777)")
+        c.commit()
+        assert server_id(c, "/*ms=master*/SELECT @@server_id") == PRIMARY
+        c.commit()
+        c.autocommit(True)
+        assert server_id(c) in REPLICAS
+        assert all(type(b.conn) is pymysql.connections.Connection for b in c._backends.opened())
+    assert len(opened) >= 2
