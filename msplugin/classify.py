@@ -185,6 +185,11 @@ def _classify(sql: str, classifier: str) -> Classification:
 _WORD: Final = re.compile(r"[\s(]*+([A-Za-z_]\w*+)")
 
 
+def cut_sql(sql: str) -> str:
+    """*sql* for a message or a log line: its first 200 characters."""
+    return sql if len(sql) <= 200 else sql[:200] + "..."
+
+
 def first_keyword(sql: str) -> str:
     """The first keyword of *sql* after leading comments, upper case ("" if none).
 

@@ -46,13 +46,10 @@ from msplugin.surface import PyMySQLSurface
 __all__ = ["Connection", "Cursor", "connect"]
 
 logger = logging.getLogger("msplugin.connection")
-route_logger = logging.getLogger("msplugin.routing")
-state_logger = logging.getLogger("msplugin.state")
 
 _ISOLATION_LEVELS: Final = ("READ UNCOMMITTED", "READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE")
 _AUTOCOMMIT: Final = SERVER_STATUS.SERVER_STATUS_AUTOCOMMIT
 _IN_TRANS: Final = SERVER_STATUS.SERVER_STATUS_IN_TRANS
-_NO_BACKSLASH_ESCAPES: Final = SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES
 
 
 def connect(
@@ -308,11 +305,7 @@ class Connection(PyMySQLSurface):
             )
         b.dirty = False
         if how == "commit" and b.role == Role.MASTER:
-            core = self._core
-            if core.track_gtids or core.injection is not None:
-                self._router.committed(b)
-            elif not core.gtid.untracked_write:  # else known already: no call per commit
-                core.learn_gtid(b.name, None, committed=True)
+            self._router.committed(b)
         return None
 
     def begin(self, read_only: bool = False) -> None:
@@ -560,7 +553,3 @@ class Connection(PyMySQLSurface):
     def stats(self) -> dict[str, int]:
         """This connection's counters (see msplugin.get_stats() for the process)."""
         return self._stats.snapshot()
-
-
-def _cut(query: str) -> str:
-    return query if len(query) <= 200 else query[:200] + "..."

@@ -25,6 +25,7 @@ import pymysql.cursors
 from pymysql import err
 
 from msplugin import recovery
+from msplugin.classify import cut_sql
 from msplugin.filters import record_latency
 from msplugin.health import down as _down
 from msplugin.monitor import not_replicating as _not_replicating
@@ -132,7 +133,7 @@ class Cursor:
             if memo.dirty:
                 backend.dirty = True
             if route_logger.isEnabledFor(logging.DEBUG):
-                route_logger.debug("%s -> %s: %s", query[:200], name, memo.reason)
+                route_logger.debug("%s -> %s: %s", cut_sql(query), name, memo.reason)
             try:
                 result = cur.execute(query, args)
             except err.MySQLError as exc:

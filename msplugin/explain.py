@@ -10,6 +10,7 @@ from msplugin import health
 from msplugin._types import Level, Role
 from msplugin.classify import Classification
 from msplugin.core import Decided
+from msplugin.router import fixed_by
 from msplugin.routing import Decision, Explanation, Target
 
 if TYPE_CHECKING:
@@ -88,8 +89,6 @@ def _master(router: Router, c: Classification, reason: str) -> Explanation:
 
 def _with_state(router: Router, sql: str, decided: Decided, e: Explanation) -> Explanation:
     """*e*, with what session state says of the statement on the chosen backend."""
-    from msplugin.router import fixed_by
-
     tracker = router.core.tracker
     backends = router.backends
     # No replica picked yet (random): judge state on the first, as a stand-in.

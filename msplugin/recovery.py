@@ -19,7 +19,7 @@ from pymysql import err
 from msplugin import driver, health
 from msplugin._types import Stat
 from msplugin.backends import Backend, detail
-from msplugin.classify import first_keyword
+from msplugin.classify import cut_sql, first_keyword
 from msplugin.retry import after_disconnect, after_server_error, lost_transaction
 from msplugin.routing import NO_TRANSACTION
 
@@ -80,7 +80,7 @@ def recover(
     router.stats.counts["read_retries" if sent else "unsent_retries"] += 1
     logger.warning(
         "%s: connection to %s lost (%s)%s; it runs again on %s",
-        _cut(query),
+        cut_sql(query),
         backend.info,
         detail(exc),
         "" if sent else " before the statement was sent",
@@ -117,7 +117,7 @@ def transient(
     router.stats.counts[Stat.TRANSIENT_ERROR_RETRIES] += 1
     logger.info(
         "%s: error %d on %s, a transient error: retry %d of %d in %d us",
-        _cut(query),
+        cut_sql(query),
         code,
         backend.info,
         attempt + 1,
@@ -211,7 +211,3 @@ def _statement_size(cur: pymysql.cursors.Cursor | None, query: str, args: Any) -
             sql = query
     encoding = getattr(cur.connection if cur is not None else None, "encoding", None) or "utf8"
     return len(sql.encode(encoding, "replace")) + 1
-
-
-def _cut(query: str) -> str:
-    return query if len(query) <= 200 else query[:200] + "..."

@@ -25,7 +25,7 @@ from pymysql import err
 from msplugin import health
 from msplugin._types import Level, Role, Stat
 from msplugin.backends import Backend, Backends, consumed
-from msplugin.classify import Classification
+from msplugin.classify import Classification, cut_sql
 from msplugin.config import GroupConfig
 from msplugin.consistency import SESSION_STATE_CHANGED
 from msplugin.core import ConnectionCore, Decided, Memo, MemoTable, Reply
@@ -165,7 +165,7 @@ class Router:
         if not core.autocommit:
             backend.dirty = True
         if route_logger.isEnabledFor(logging.DEBUG):
-            route_logger.debug("%s -> %s: %s", _cut(query), backend.name, reason)
+            route_logger.debug("%s -> %s: %s", cut_sql(query), backend.name, reason)
         return Step(query, backend, decided, reason, check, memo if plain else None)
 
     def _slave_target(
@@ -236,7 +236,7 @@ class Router:
         if route_logger.isEnabledFor(logging.DEBUG):
             route_logger.debug(
                 "%s -> %s: session check failed on %s",
-                _cut(step.sql),
+                cut_sql(step.sql),
                 master.name,
                 step.backend.name,
             )
@@ -306,6 +306,10 @@ class Router:
     def committed(self, backend: Backend) -> None:
         """commit() committed on master *backend*: its GTID, as after a committed write."""
         core = self.core
+        if not core.track_gtids and core.injection is None:
+            if not core.gtid.untracked_write:  # else nothing to learn: known untracked
+                core.learn_gtid(backend.name, None, committed=True)
+            return
         reply = _reply(backend, None) if core.track_gtids else None
         core.learn_gtid(backend.name, reply, committed=True)
         if core.injection is not None:
@@ -364,7 +368,7 @@ class Router:
         for message in plan.warnings:
             self.warn_state(query, message)
         if plan.error:
-            raise RoutingError(f"{_cut(query)}: {plan.error}; nothing was sent")
+            raise RoutingError(f"{cut_sql(query)}: {plan.error}; nothing was sent")
         if plan.move_to:
             backend = self.backend_named(plan.move_to)
             reason = f"{reason}; {plan.reason}"
@@ -374,7 +378,7 @@ class Router:
         return backend, reason
 
     def warn_state(self, query: str, message: str) -> None:
-        text = f"{_cut(query)}: {message}"
+        text = f"{cut_sql(query)}: {message}"
         self.stats.counts[Stat.STATE_WARNINGS] += 1
         state_logger.warning("%s", text)
         # stacklevel 5: the application's execute() call (_warn_state, _apply_state, _route,
@@ -401,7 +405,7 @@ class Router:
         except err.MySQLError as exc:
             raise err.OperationalError(
                 exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0,
-                f"session_state sync: replaying {_cut(statement)!r} on {backend.name} failed "
+                f"session_state sync: replaying {cut_sql(statement)!r} on {backend.name} failed "
                 f"({exc.args[-1]}); the statement was not sent",
             ) from exc
         tracker.replayed(backend.name)
@@ -592,7 +596,3 @@ def _drain(cur: pymysql.cursors.Cursor) -> None:
     except err.MySQLError as exc:
         if health.is_disconnect(exc):
             raise
-
-
-def _cut(query: str) -> str:
-    return query if len(query) <= 200 else query[:200] + "..."
