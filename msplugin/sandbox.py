@@ -198,11 +198,12 @@ class Sandbox:
                     raise SandboxError(
                         f"initializing {node.datadir} failed (exit {proc.returncode}): {_tail(log)}"
                     )
-        for node in self.nodes:
-            node.pid = self._launch(node).pid
+        procs = [self._launch(node) for node in self.nodes]
+        for node, proc in zip(self.nodes, procs, strict=True):
+            node.pid = proc.pid
         self._write_state()
-        for node in self.nodes:
-            self._wait_ready(node, password="" if fresh else self._root_password)
+        for node, proc in zip(self.nodes, procs, strict=True):
+            self._wait_ready(node, proc, password="" if fresh else self._root_password)
 
     def _initialize(self, node: Node) -> subprocess.Popen[bytes]:
         datadir = Path(node.datadir)
@@ -272,13 +273,16 @@ class Sandbox:
                 start_new_session=True,
             )
 
-    def _wait_ready(self, node: Node, password: str) -> None:
+    def _wait_ready(self, node: Node, proc: subprocess.Popen[bytes], password: str) -> None:
+        # Whether the server exited is asked of its Popen, not of /proc: a CI run once saw
+        # the /proc check say "exited" of a server that was running and had its replicas
+        # connected (stop 20); waitpid on our own child cannot be wrong that way.
         deadline = time.monotonic() + START_TIMEOUT
         while True:
-            if not _pid_alive(node.pid, node.datadir):
+            if proc.poll() is not None:
                 raise SandboxError(
-                    f"{node.name} (port {node.port}) exited during start: "
-                    f"{_tail(Path(node.datadir) / 'error.log')}"
+                    f"{node.name} (port {node.port}) exited during start with status "
+                    f"{proc.returncode}: {_tail(Path(node.datadir) / 'error.log')}"
                 )
             try:
                 self.admin(node, password=password).close()
@@ -508,13 +512,13 @@ class Sandbox:
             node.pid = proc.pid
             self._write_state()
             try:
-                self._wait_ready(node, password=self._root_password)
+                self._wait_ready(node, proc, password=self._root_password)
                 return
             except SandboxError as exc:
                 code = proc.poll()
                 stdout = _tail(Path(node.datadir).parent / f"{node.name}.stdout.log")
                 if code is None or attempt == 2:
-                    raise SandboxError(f"{exc} (exit status {code}; output: {stdout})") from None
+                    raise SandboxError(f"{exc} (output: {stdout})") from None
                 # Seen once in many restarts right after a SIGKILL: the new server exited at
                 # once. Say so on stderr and launch it once more.
                 print(

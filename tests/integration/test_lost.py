@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from live import scalar, wait_until
 
 import msplugin
 from msplugin import health
-from msplugin.sandbox import Sandbox
+from msplugin.sandbox import Sandbox, SandboxError
 
 pytestmark = pytest.mark.integration
 
@@ -190,3 +191,21 @@ def test_a_write_on_a_connection_from_before_an_outage_runs_once_on_a_new_one(
     assert not health.down
     assert len([r for r in caplog.records if "quarantined" in r.message]) == 1
     assert rows(fsb, 142) == 1
+
+
+def test_a_server_that_cannot_start_is_reported_with_its_exit_status(fsb: Sandbox) -> None:
+    # The readiness wait asks the server's own process whether it exited (stop 20 saw a
+    # /proc-based check call a running server gone): a server that really exits (its port
+    # taken) is named with its exit status, and starts once the port is free.
+    fsb.kill("replica2")
+    port = fsb.node("replica2").port
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        with pytest.raises(SandboxError, match=r"replica2 .*exited during start with status [1-9]"):
+            fsb.start("replica2")
+    fsb.start("replica2")
+    with fsb.admin(fsb.node("replica2")) as admin, admin.cursor() as cur:
+        cur.execute("SELECT @@port")
+        assert cur.fetchone() == (port,)
