@@ -24,6 +24,7 @@ __all__ = [
     "GtidState",
     "covers",
     "gtid_from_session_state",
+    "gtid_only",
     "gtid_tracking",
     "is_valid_gtid",
     "parse_mariadb_gtid",
@@ -114,12 +115,44 @@ def gtid_from_session_state(message: bytes) -> str | None:
     return found
 
 
+_LAST_GTID: Final = b"\tlast_gtid"
+
+
+def gtid_only(message: bytes) -> str | None:
+    """The GTID an OK packet's session-state block reports, if the block reports nothing
+    else; None if it reports more, or no GTID (the caller then learns the full way).
+
+    The reply to every write under session consistency: MariaDB's block is one item,
+    ``last_gtid``, after the info string; it is matched byte by byte, lengths included,
+    because this runs on every write. Other layouts (MySQL's GTID item) are parsed.
+    """
+    end = len(message)
+    pos = message[0] + 1 if end else 0
+    if (
+        pos < 0xFB
+        and end > pos + 14
+        and message[pos] == end - pos - 1
+        and message[pos + 1] == TRACK_SYSTEM_VARIABLES
+        and message[pos + 2] == end - pos - 3
+        and message[pos + 3 : pos + 13] == _LAST_GTID
+        and message[pos + 13] == end - pos - 14
+    ):
+        try:
+            return message[pos + 14 :].decode("ascii")
+        except UnicodeDecodeError:
+            return None
+    if len(session_state_items(message)) != 1:
+        return None
+    return gtid_from_session_state(message)
+
+
 def parse_mariadb_gtid(text: str) -> dict[int, int]:
     """``"0-1-5,1-2-9"`` -> {domain: sequence number}; empty for text that is not a position."""
     positions: dict[int, int] = {}
     for part in text.replace(" ", "").split(","):
         pieces = part.split("-")
-        if len(pieces) == 3 and all(p.isdigit() for p in pieces):
+        # Three tests, not all() over a generator: this runs on every write's GTID.
+        if len(pieces) == 3 and pieces[0].isdigit() and pieces[1].isdigit() and pieces[2].isdigit():
             domain, seq = int(pieces[0]), int(pieces[2])
             positions[domain] = max(seq, positions.get(domain, 0))
     return positions
@@ -153,7 +186,8 @@ def wait_sql(flavor: str, gtid: str, timeout: float) -> str:
     MariaDB 10.11 the alternatives measured slower on the server (bench notes in MANUAL.md),
     and ``DO`` turns most errors into warnings, so a ``DO`` that fails loudly is fragile.
     """
-    if not is_valid_gtid(gtid, flavor):
+    pattern = _MARIADB_GTID if flavor == "mariadb" else _MYSQL_GTID  # is_valid_gtid()
+    if pattern.fullmatch(gtid.strip()) is None:
         raise ValueError(f"not a {flavor} GTID: {gtid!r}")
     if flavor == "mariadb":
         return f"SELECT MASTER_GTID_WAIT('{gtid.strip()}', {timeout:g})"
@@ -197,11 +231,16 @@ class GtidState:
         """From now on reads must see *gtid* (written at *written_at*, 0 if given)."""
         need = parse_mariadb_gtid(gtid)
         self.gtid, self.need, self.written_at = gtid, need, written_at
-        self.known = {
-            name
-            for name, (position, have) in self.confirmed.items()
-            if _covers(position, have, gtid, need)
-        }
+        confirmed = self.confirmed
+        self.known = (
+            {
+                name
+                for name, (position, have) in confirmed.items()
+                if _covers(position, have, gtid, need)
+            }
+            if confirmed
+            else set()
+        )
 
     def untracked(self) -> None:
         """This connection wrote and the GTID is unknown: session reads go to the master."""

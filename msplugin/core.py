@@ -28,6 +28,7 @@ from msplugin.consistency import (
     TRACK_SYSTEM_VARIABLES,
     GtidState,
     gtid_from_session_state,
+    gtid_only,
     is_valid_gtid,
     schema_name,
     session_state_items,
@@ -46,6 +47,7 @@ state_logger = logging.getLogger("msplugin.state")
 IN_TRANS: Final = 1
 AUTOCOMMIT: Final = 2
 # A remembered statement's reply is compared on these bits only: the ones learning reads.
+_REMEMBERED_LEVELS: Final = (Level.EVENTUAL, Level.SESSION)
 WATCH: Final = IN_TRANS | AUTOCOMMIT | SESSION_STATE_CHANGED
 _CACHE_MAX: Final = 1024
 
@@ -91,6 +93,7 @@ class Memo:
         "reason",
         "role_stat",
         "server",
+        "session",
         "stat",
     )
 
@@ -119,6 +122,9 @@ class Memo:
         self.dirty = dirty
         self.master = master
         self.role_stat = "use_master" if master else "use_slave"
+        # A session read: the edge asks session_backend() for its server at each run and
+        # counts it as the full path does (hits stay 0).
+        self.session = decided.d.target is Target.SLAVE and decided.d.consistency == Level.SESSION
 
 
 class Reply(NamedTuple):
@@ -270,7 +276,9 @@ class ConnectionCore:
             and (
                 d.target is Target.MASTER
                 or d.target is Target.TRANSACTION
-                or (d.target is Target.SLAVE and d.consistency == Level.EVENTUAL and c.read)
+                # A session read is remembered too: its server is chosen again at each run
+                # (the GTID state decides it), its classification is not.
+                or (d.target is Target.SLAVE and d.consistency in _REMEMBERED_LEVELS and c.read)
             )
         )
         found = Decided(c, d, eff, memo_ok)
@@ -342,6 +350,42 @@ class ConnectionCore:
                 tracker.found_rows_home = name
             else:
                 tracker.last_insert_home = name
+        if memo.pin:
+            self._pin(name)
+        return True
+
+    def ran_session(self, memo: Memo, name: str, status: int) -> bool:
+        """A remembered session read ran on *name* (counted by routed()): learn from the
+        reply by one comparison; False if it differs (the edge then learns the full way)."""
+        if status & WATCH != memo.expect:
+            return False
+        if self.tracker is not None:
+            self.tracker.found_rows_home = name
+        key = self._key
+        if key is None or not key[4] or key[3] != (self.wrote and self.policy.master_on_write):
+            self.moved()  # the first statement, or a read the master served (master_on_write)
+        return True
+
+    def ran_gtid(self, memo: Memo, name: str, status: int, message: bytes | None) -> bool:
+        """ran() found a session-state block in the reply to a remembered write: True if
+        the block reports this write's GTID and nothing else, which is learned here (every
+        write's reply under session consistency); False: the edge learns the full way."""
+        if (
+            not memo.master
+            or not self.track_gtids
+            or not self.autocommit
+            or self.xa
+            or status & WATCH != memo.expect | SESSION_STATE_CHANGED
+            or status & IN_TRANS
+            or not message
+        ):
+            return False
+        gtid = gtid_only(message)
+        if not gtid:
+            return False
+        self.gtid_written(gtid, name)
+        if self.tracker is not None:
+            self.tracker.last_insert_home = name
         if memo.pin:
             self._pin(name)
         return True
@@ -435,7 +479,10 @@ class ConnectionCore:
         gs = self.gtid
         assert gs.gtid is not None
         try:
-            gs.check_sql, gs.check_is_wait = self._build_check(gs.gtid, flavor)
+            if self.injection is None:  # the common case, without a call more per write
+                gs.check_sql, gs.check_is_wait = wait_sql(flavor, gs.gtid, 0), True
+            else:
+                gs.check_sql, gs.check_is_wait = self._build_check(gs.gtid, flavor)
         except ValueError:
             return False
         gs.check_key = (gs.gtid, flavor)

@@ -33,6 +33,7 @@ from msplugin.monitor import not_replicating as _not_replicating
 if TYPE_CHECKING:
     from msplugin.backends import Backend
     from msplugin.connection import Connection
+    from msplugin.core import Memo
     from msplugin.router import Step
 
 __all__ = ["Cursor", "CursorClass", "in_use_error"]
@@ -116,6 +117,8 @@ class Cursor:
             if memo.candidates and (
                 server is None or server != router.picker.chosen or _down or _not_replicating
             ):
+                if memo.session:
+                    return self._session_read(memo, query, args)
                 backend = router.remembered_read(memo)  # picked now
                 if backend is None:
                     return self._routed(query, args, None)
@@ -140,12 +143,30 @@ class Cursor:
                 core.hit(memo, name)
                 return self._run_again(exc, args, cur, router.step(memo, backend, query))
             if not core.ran(memo, name, bconn.server_status):  # type: ignore[attr-defined]
-                router.after(router.step(memo, backend, query), cur)
+                router.ran_remembered(memo, backend, query, cur)
             return result
         except UnicodeEncodeError as exc:
             raise encode_error(exc, conn.character_set_name()) from exc
         finally:
             conn._busy = False
+
+    def _session_read(self, memo: Memo, query: str, args: Any) -> int:
+        """A remembered session read: its server is chosen again (the GTID state decides),
+        its text is not classified again. The caller holds the connection's token."""
+        router = self._router
+        step = router.session_step(memo, query)
+        if step is None:
+            return self._routed(query, args, None)
+        try:
+            cur = self._cursor_for(step.backend)
+            self._current = cur
+            if step.check is not None:
+                return self._execute_checked(step, cur, args)
+            result = cur.execute(query, args)
+        except err.MySQLError as exc:
+            return self._run_again(exc, args, self._current, step)
+        router.ran_session(memo, step, cur)
+        return result
 
     def _routed(self, query: str, args: Any, picked: Backend | None = None) -> int:
         """Route *query* the full way, run it, and recover from a failure. The caller holds

@@ -136,7 +136,9 @@ class Router:
             self.filter_context(query, target)
         if target is Target.SLAVE:
             backend, reason, check, simple = self._slave_target(d, c, picked)
-            plain = plain and simple and backend.role == Role.SLAVE
+            # A session read is remembered wherever it went: it is routed again at each run.
+            session = d.consistency == Level.SESSION
+            plain = plain and simple and (backend.role == Role.SLAVE or session)
         elif target is Target.MASTER:
             backend = self.backends.master() if self._allowed is None else self.allowed_master()
         elif target is Target.TRANSACTION:
@@ -222,6 +224,44 @@ class Router:
         learning or recovery."""
         return Step(query, backend, memo.decided, memo.reason, None, self.core.memo)
 
+    def ran_remembered(
+        self, memo: Memo, backend: Backend, query: str, cur: pymysql.cursors.Cursor
+    ) -> None:
+        """A remembered statement's reply differs from the remembered one (core.ran() said
+        so): learn the GTID of a write from its OK packet, or learn the full way."""
+        conn = backend.conn
+        assert conn is not None
+        status: int = conn.server_status  # type: ignore[attr-defined]
+        result = conn._result  # type: ignore[attr-defined]
+        message = result.message if result is not None else None
+        if self.core.ran_gtid(memo, backend.name, status, message):
+            consumed(backend)
+        else:
+            self.after(self.step(memo, backend, query), cur)
+
+    def session_step(self, memo: Memo, query: str) -> Step | None:
+        """A remembered session read, routed again: the GTID state chooses the server (a
+        replica known to have the writes, one to check, or the master) without classifying
+        the text again. None: route it the full way (reads avoid a server now)."""
+        if (_down or _not_replicating) and self.backends.avoiding():
+            return None
+        backend, reason, check = self.session_backend(memo.decided.d, memo.candidates)
+        self.core.routed(backend.name, backend.role, memo.stat)
+        if memo.dirty:
+            backend.dirty = True
+        if route_logger.isEnabledFor(logging.DEBUG):
+            route_logger.debug("%s -> %s: %s", cut_sql(query), backend.name, reason)
+        return Step(query, backend, memo.decided, reason, check)
+
+    def ran_session(self, memo: Memo, step: Step, cur: pymysql.cursors.Cursor) -> None:
+        """A remembered session read ran unchecked: learn from its reply by one comparison,
+        or the full way."""
+        conn = step.backend.conn
+        assert conn is not None
+        status: int = conn.server_status  # type: ignore[attr-defined]
+        if not self.core.ran_session(memo, step.backend.name, status):
+            self.after(step, cur)
+
     def step_on(self, step: Step, backend: Backend) -> Step:
         """*step* as run on *backend* instead (a failed GTID check sent it to the master)."""
         return Step(step.sql, backend, step.decided, step.reason)
@@ -288,8 +328,9 @@ class Router:
         if memo is not None:
             # A read is picked again each time, but for random once's pick, which is checked
             # against the picker's at each run (one that had to avoid a server changes it).
-            fixed = step.decided.d.target is not Target.SLAVE or (
-                backend.name == self.picker.chosen
+            d = step.decided.d
+            fixed = d.target is not Target.SLAVE or (
+                backend.name == self.picker.chosen and d.consistency != Level.SESSION
             )
             read = step.decided.d.target is Target.SLAVE
             core.remember(

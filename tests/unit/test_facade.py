@@ -11,7 +11,7 @@ from __future__ import annotations
 import warnings
 
 import pytest
-from fakes import Connect, FakeServers, received, where
+from fakes import Connect, FakeConnection, FakeServers, received, where
 from routes import full_routes
 
 import msplugin
@@ -237,6 +237,90 @@ def test_session_reads_check_the_gtid_and_fall_back_to_the_master(
         conn._core.gtid.apply_delay = 0.0  # do not wait out the adaptive delay
         assert where(conn, "SELECT v FROM t")[0].startswith("slave_")
         assert conn.stats()["gtid_checks"] == 2
+
+
+def _write_read_loop(
+    conn: msplugin.Connection, servers: FakeServers, *, applied: bool, delay: float
+) -> list[tuple[str, str, str | None]]:
+    """Five INSERTs, each followed by two reads; the slaves have applied every write
+    (*applied*) or none. *delay*: the adaptive apply delay, held fixed. Each statement's
+    server, and the GTID the connection requires after it."""
+    conn.set_qos("session")
+    cur = conn.cursor()
+    out = []
+    for _ in range(5):
+        for sql in ("INSERT INTO t VALUES (1)", "SELECT v FROM t", "SELECT v FROM t"):
+            conn._core.gtid.apply_delay = delay
+            cur.execute(sql)
+            cur.fetchall()
+            if applied:
+                servers["slave_0"].applied = servers["slave_1"].applied = servers[
+                    "master_0"
+                ].gtid_seq
+            assert conn.last_used is not None
+            out.append((sql, conn.last_used.name, conn.last_gtid()))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("applied", "delay"),
+    [(True, 0.0), (False, 100.0)],
+    ids=["replicas have the writes: checked, then known", "replicas behind: the master"],
+)
+def test_remembered_writes_and_session_reads_route_and_count_as_the_full_path(
+    connect: Connect, servers: FakeServers, applied: bool, delay: float
+) -> None:
+    with connect() as full:
+        full._core.remembers = False
+        full._core.moved()
+        expected = _write_read_loop(full, servers, applied=applied, delay=delay)
+        expected_stats = full.stats()
+        expected_checks = received(servers, "slave_0", "MASTER_GTID_WAIT") + received(
+            servers, "slave_1", "MASTER_GTID_WAIT"
+        )
+    for name in ("master_0", "slave_0", "slave_1"):
+        servers[name].log.clear()
+        servers[name].gtid_seq = servers[name].applied = 0
+    with connect() as fast:
+        routed = full_routes(fast)
+        assert _write_read_loop(fast, servers, applied=applied, delay=delay) == expected
+        assert fast.stats() == expected_stats
+        checks = received(servers, "slave_0", "MASTER_GTID_WAIT") + received(
+            servers, "slave_1", "MASTER_GTID_WAIT"
+        )
+        assert checks == expected_checks
+    # Each write's GTID was learned from its reply, and each read followed it...
+    assert [gtid for _, _, gtid in expected[::3]] == [f"0-1-{n}" for n in range(1, 6)]
+    assert expected_stats["gtid_tracked"] == 5
+    if applied:  # ...checked on a replica after each write, then known there without a check
+        assert expected_stats["gtid_checks"] == 5 and expected_stats["gtid_replica_known"] == 5
+        checked = sorted(c.split("'")[1] for c in expected_checks)
+        assert checked == [f"0-1-{n}" for n in range(1, 6)]
+    else:  # ...or sent to the master while replicas are likely behind
+        assert expected_stats["use_master_session"] == 10 and not expected_checks
+    # ...and the remembering connection routed only its first statements the full way.
+    assert len(routed) <= 3, routed
+
+
+def test_a_write_whose_reply_reports_more_than_its_gtid_is_learned_the_full_way(
+    connect: Connect, servers: FakeServers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with connect(session_state="warn") as conn:
+        conn.set_qos("session")
+        where(conn, "INSERT INTO t VALUES (1)", "INSERT INTO t VALUES (1)")  # remembered
+        assert conn.last_gtid() == "0-1-2"
+        # A trigger changed the database too: the block reports that as well as the GTID.
+        schema = b"\x01" + bytes([8, 7]) + b"otherdb"
+        plain = FakeConnection._commit_gtid
+
+        def with_schema(self: FakeConnection) -> bytes:
+            block = plain(self)
+            return block[:1] + bytes([block[1] + len(schema)]) + block[2:] + schema
+
+        monkeypatch.setattr(FakeConnection, "_commit_gtid", with_schema)
+        where(conn, "INSERT INTO t VALUES (1)")
+        assert conn.last_gtid() == "0-1-3"
+        assert conn.stats()["state_server_changes"] == 1  # the full path saw the schema
 
 
 def test_a_commit_reports_the_gtid_of_the_transaction(

@@ -8,6 +8,7 @@ from msplugin.consistency import (
     GtidState,
     covers,
     gtid_from_session_state,
+    gtid_only,
     parse_mariadb_gtid,
     wait_sql,
 )
@@ -44,6 +45,45 @@ def test_mysql_gtid_tracker() -> None:
 )
 def test_malformed_session_state_gives_none(junk: bytes) -> None:
     assert gtid_from_session_state(junk) is None
+
+
+def test_gtid_only_reads_a_block_that_reports_nothing_but_the_gtid() -> None:
+    # Captured from MariaDB 10.11: an INSERT, and a multi-row INSERT (with its info text).
+    assert gtid_only(b"\x00\x16\x00\x14\tlast_gtid\t0-1-30814") == "0-1-30814"
+    info = b"&Records: 2  Duplicates: 0  Warnings: 0"
+    assert gtid_only(info + b"\x16\x00\x14\tlast_gtid\t0-1-30815") == "0-1-30815"
+    gtids = b"3E11FA47-71CA-11E1-9E33-C80AA9429562:23"  # MySQL's item: parsed, not matched
+    assert gtid_only(lenenc(b"") + lenenc(b"\x03" + lenenc(b"\x00" + lenenc(gtids)))) == (
+        gtids.decode()
+    )
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        sysvar(b"autocommit", b"OFF") + sysvar(b"last_gtid", b"0-1-42"),  # more than the GTID
+        sysvar(b"last_gtid", b"0-1-42") + b"\x01" + lenenc(lenenc(b"otherdb")),
+        sysvar(b"autocommit", b"OFF"),  # no GTID
+        sysvar(b"last_gtid", b""),
+        sysvar(b"last_gtix", b"0-1-42"),
+    ],
+)
+def test_gtid_only_refuses_a_block_that_reports_more_or_no_gtid(block: bytes) -> None:
+    assert gtid_only(lenenc(b"") + lenenc(block)) is None
+
+
+@pytest.mark.parametrize(
+    "junk",
+    [
+        b"",
+        b"\x00",
+        b"\x00\x16\x00\x14\tlast_gtid\t0-1-3081",  # one byte short
+        b"\xfc\x16\x00\x14\tlast_gtid\t0-1-30814",
+        b"\x00\x16\x00\x14\tlast_gtid\t0-1-\xff\xfe814",
+    ],
+)
+def test_gtid_only_gives_none_for_malformed_blocks(junk: bytes) -> None:
+    assert gtid_only(junk) is None
 
 
 def test_mariadb_positions_compare_per_domain() -> None:
