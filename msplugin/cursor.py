@@ -161,7 +161,7 @@ class Cursor:
             cur = self._cursor_for(step.backend)
             self._current = cur
             if step.check is not None:
-                return self._execute_checked(step, cur, args)
+                return self._execute_checked(step, cur, args, memo)
             result = cur.execute(query, args)
         except err.MySQLError as exc:
             return self._run_again(exc, args, self._current, step)
@@ -216,7 +216,9 @@ class Cursor:
             except err.MySQLError as again:
                 exc = again
 
-    def _execute_checked(self, step: Step, cur: pymysql.cursors.Cursor, args: Any) -> int:
+    def _execute_checked(
+        self, step: Step, cur: pymysql.cursors.Cursor, args: Any, memo: Memo | None = None
+    ) -> int:
         """A session-consistent read: run it on the replica only if it has the GTID.
 
         With multi-statements enabled on the replica the check travels in the same packet as
@@ -233,12 +235,12 @@ class Cursor:
             if self._router.run_check(cur, f"{prefix};{query}", args):
                 cur.nextset()
                 self._router.check_result(backend, True)
-                self._router.after(step, cur)
+                self._checked_read_ran(step, cur, memo)
                 return cur.rowcount
         elif self._router.run_check(cur, check, None):
             self._router.check_result(backend, True)
             result = cur.execute(query, args)
-            self._router.after(step, cur)
+            self._checked_read_ran(step, cur, memo)
             return result
         self._router.check_result(backend, False)
         master = self._router.session_fallback(step)
@@ -247,6 +249,14 @@ class Cursor:
         result = mcur.execute(query, args)
         self._router.after(master, mcur)
         return result
+
+    def _checked_read_ran(self, step: Step, cur: pymysql.cursors.Cursor, memo: Memo | None) -> None:
+        """The replica had the GTID and answered the read: learn from the reply (a remembered
+        read by one comparison)."""
+        if memo is not None:
+            self._router.ran_session(memo, step, cur)
+        else:
+            self._router.after(step, cur)
 
     def executemany(self, query: str, args: Sequence[Any]) -> int | None:
         """Route *query* once and run it for every item of *args* on that backend (PEP 249

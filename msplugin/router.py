@@ -624,6 +624,8 @@ def fixed_by(c: Classification, target: Target) -> str:
 
 def _first_value(row: Any) -> Any:
     """The first column of a row of any cursor class (a tuple, or a dict by column name)."""
+    if type(row) is tuple:  # the default cursor, tested first: Mapping's check is slow
+        return row[0]
     return next(iter(row.values())) if isinstance(row, Mapping) else row[0]
 
 
