@@ -300,8 +300,11 @@ class Backends:
         # master's GTIDs and, with session_state, changes no statement text shows.
         flags = CLIENT.SESSION_TRACK
         core = self.core
-        if backend.role == Role.SLAVE and core.session_configured:
-            # Lets a session-consistent read carry its GTID check in the same packet.
+        if backend.role == Role.SLAVE and (
+            core.session_configured or core.policy.qos == Level.SESSION
+        ):
+            # Lets a session-consistent read carry its GTID check in the same packet: in a
+            # group configured for session consistency, or opened after set_qos("session").
             flags |= CLIENT.MULTI_STATEMENTS
         try:
             backend.connect(

@@ -239,6 +239,34 @@ def test_session_reads_check_the_gtid_and_fall_back_to_the_master(
         assert conn.stats()["gtid_checks"] == 2
 
 
+def test_set_qos_session_before_the_first_read_puts_the_check_in_the_reads_packet(
+    connect: Connect, servers: FakeServers
+) -> None:
+    with connect() as conn:  # a group not configured for session consistency
+        where(conn, "SELECT 1")  # slave_0 opened before: its checks are statements of their own
+        conn.set_qos("session")
+        servers["slave_0"].applied = servers["slave_1"].applied = 2
+        assert where(conn, "INSERT INTO t VALUES (1)", "SELECT v FROM t") == [
+            "master_0",
+            "slave_1",
+        ]
+        # The application's own multi-statement strings stay refused on slave_1 (known to
+        # have the GTID, so chosen again).
+        with pytest.raises(msplugin.ProgrammingError, match="MULTI_STATEMENTS"):
+            where(conn, "SELECT 1; SELECT 2")
+        assert where(conn, "INSERT INTO t VALUES (1)", "SELECT v FROM t") == [
+            "master_0",
+            "slave_0",
+        ]
+        # slave_1, opened after set_qos("session"), got the check in the read's packet.
+        assert received(servers, "slave_1", "MASTER_GTID_WAIT") == [
+            "SELECT MASTER_GTID_WAIT('0-1-1', 0);SELECT v FROM t"
+        ]
+        assert received(servers, "slave_0", "MASTER_GTID_WAIT") == [
+            "SELECT MASTER_GTID_WAIT('0-1-2', 0)"
+        ]
+
+
 def _write_read_loop(
     conn: msplugin.Connection, servers: FakeServers, *, applied: bool, delay: float
 ) -> list[tuple[str, str, str | None]]:
