@@ -55,11 +55,15 @@ _CACHE_MAX: Final = 1024
 class MemoTable(dict[str, "Memo"]):
     """The statements remembered in one state, by text; *key* names the state."""
 
-    __slots__ = ("key",)
+    __slots__ = ("key", "pins")
 
     def __init__(self, key: StateKey | None) -> None:
         super().__init__()
         self.key = key
+        # The tables of the states that differ from this one in the pinned backend alone,
+        # by backend (None: unpinned): a transaction opening or ending finds its table by
+        # one lookup of a name (see ConnectionCore._pin).
+        self.pins: dict[str | None, MemoTable] = {}
 
 
 # (pinned backend, autocommit, SET autocommit=0 seen, wrote (with master_on_write), a
@@ -239,14 +243,16 @@ class ConnectionCore:
         """A transaction opened on *name* (None: ended) and nothing else changed: the memo
         of the state that differs in that alone (moved() without its checks)."""
         self.pinned = name
-        key = self._key
-        if key is None:
+        if self._key is None:
             return  # nothing is remembered in this state, nor in that one
-        key = (name, *key[1:])
-        memo = self._memos.get(key)
+        memo = self.memo.pins.get(name)
         if memo is None:
-            memo = self._memos[key] = MemoTable(key)
-        self._key = key
+            key = (name, *self._key[1:])
+            memo = self._memos.get(key)
+            if memo is None:
+                memo = self._memos[key] = MemoTable(key)
+            self.memo.pins[name] = memo
+        self._key = memo.key
         self.memo = memo
 
     def forget_memos(self) -> None:

@@ -157,15 +157,18 @@ class Cursor:
         step = router.session_step(memo, query)
         if step is None:
             return self._routed(query, args, None)
+        backend = step.backend
         try:
-            cur = self._cursor_for(step.backend)
+            cur = self._cursor_for(backend)
             self._current = cur
             if step.check is not None:
                 return self._execute_checked(step, cur, args, memo)
             result = cur.execute(query, args)
         except err.MySQLError as exc:
             return self._run_again(exc, args, self._current, step)
-        router.ran_session(memo, step, cur)
+        status: int = cur.connection.server_status  # type: ignore[attr-defined]
+        if not self._core.ran_session(memo, backend.name, status):
+            router.after(step, cur)
         return result
 
     def _routed(self, query: str, args: Any, picked: Backend | None = None) -> int:
@@ -253,9 +256,8 @@ class Cursor:
     def _checked_read_ran(self, step: Step, cur: pymysql.cursors.Cursor, memo: Memo | None) -> None:
         """The replica had the GTID and answered the read: learn from the reply (a remembered
         read by one comparison)."""
-        if memo is not None:
-            self._router.ran_session(memo, step, cur)
-        else:
+        status: int = cur.connection.server_status  # type: ignore[attr-defined]
+        if memo is None or not self._core.ran_session(memo, step.backend.name, status):
             self._router.after(step, cur)
 
     def executemany(self, query: str, args: Sequence[Any]) -> int | None:

@@ -235,7 +235,8 @@ class Router:
         result = conn._result  # type: ignore[attr-defined]
         message = result.message if result is not None else None
         if self.core.ran_gtid(memo, backend.name, status, message):
-            consumed(backend)
+            # consumed(backend), inlined: this runs on every write under session consistency
+            conn.server_status = status & ~SESSION_STATE_CHANGED  # type: ignore[attr-defined]
         else:
             self.after(self.step(memo, backend, query), cur)
 
@@ -252,15 +253,6 @@ class Router:
         if route_logger.isEnabledFor(logging.DEBUG):
             route_logger.debug("%s -> %s: %s", cut_sql(query), backend.name, reason)
         return Step(query, backend, memo.decided, reason, check)
-
-    def ran_session(self, memo: Memo, step: Step, cur: pymysql.cursors.Cursor) -> None:
-        """A remembered session read ran unchecked: learn from its reply by one comparison,
-        or the full way."""
-        conn = step.backend.conn
-        assert conn is not None
-        status: int = conn.server_status  # type: ignore[attr-defined]
-        if not self.core.ran_session(memo, step.backend.name, status):
-            self.after(step, cur)
 
     def step_on(self, step: Step, backend: Backend) -> Step:
         """*step* as run on *backend* instead (a failed GTID check sent it to the master)."""
