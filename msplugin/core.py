@@ -357,7 +357,11 @@ class ConnectionCore:
             else:
                 tracker.last_insert_home = name
         if memo.pin:
-            self._pin(name)
+            table = self.memo.pins.get(name)
+            if table is None:
+                self._pin(name)
+            else:  # _pin(), inlined: the statement that opens each transaction gets here
+                self.pinned, self._key, self.memo = name, table.key, table
         return True
 
     def ran_session(self, memo: Memo, name: str, status: int) -> bool:
@@ -551,7 +555,11 @@ class ConnectionCore:
             self.pinned = None
             self.moved()
         elif self.pinned is not None:  # else nothing was open: the state is as it was
-            self._pin(None)
+            table = self.memo.pins.get(None)
+            if table is None or self._key is None:
+                self._pin(None)
+            else:  # _pin(None), inlined: every commit() gets here
+                self.pinned, self._key, self.memo = None, table.key, table
 
     def set_autocommit(self, value: bool) -> None:
         self.autocommit = value
