@@ -35,11 +35,12 @@ from msplugin.consistency import (
     system_variable,
     wait_sql,
 )
-from msplugin.routing import AUTOCOMMIT_OFF, NO_TRANSACTION, OPEN, Decision, Policy, Target, decide
+from msplugin.memo import NO_MEMO, Decided, Memo, MemoTable, StateKey
+from msplugin.routing import AUTOCOMMIT_OFF, NO_TRANSACTION, OPEN, Policy, Target, decide
 from msplugin.state import NOTHING, Effects, Tracker, effects
 from msplugin.stats import Stats, fold_hits
 
-__all__ = ["AUTOCOMMIT", "IN_TRANS", "ConnectionCore", "Decided", "Memo", "Reply"]
+__all__ = ["AUTOCOMMIT", "IN_TRANS", "ConnectionCore", "Reply"]
 
 state_logger = logging.getLogger("msplugin.state")
 
@@ -50,85 +51,6 @@ AUTOCOMMIT: Final = 2
 _REMEMBERED_LEVELS: Final = (Level.EVENTUAL, Level.SESSION)
 WATCH: Final = IN_TRANS | AUTOCOMMIT | SESSION_STATE_CHANGED
 _CACHE_MAX: Final = 1024
-
-
-class MemoTable(dict[str, "Memo"]):
-    """The statements remembered in one state, by text; *key* names the state."""
-
-    __slots__ = ("key", "pins")
-
-    def __init__(self, key: StateKey | None) -> None:
-        super().__init__()
-        self.key = key
-        # The tables of the states that differ from this one in the pinned backend alone,
-        # by backend (None: unpinned): a transaction opening or ending finds its table by
-        # one lookup of a name (see ConnectionCore._pin).
-        self.pins: dict[str | None, MemoTable] = {}
-
-
-# (pinned backend, autocommit, SET autocommit=0 seen, wrote (with master_on_write), a
-# statement ran): what trx_context() and decide() read of the state.
-StateKey = tuple[str | None, bool, bool, bool, bool]
-_NO_MEMO: Final = MemoTable(None)  # never written: every lookup misses
-
-
-class Decided(NamedTuple):
-    """What the text and the connection's state say of a statement (cached per both)."""
-
-    c: Classification
-    d: Decision
-    eff: Effects
-    memo_ok: bool  # may be remembered once it ran: it touches no state and needs no check
-
-
-class Memo:
-    """A statement decided in one state, and what it does to that state: routed again by
-    one lookup, learned from by one comparison of the reply's status with *expect*."""
-
-    __slots__ = (
-        "candidates",
-        "decided",
-        "dirty",
-        "expect",
-        "hits",
-        "master",
-        "pin",
-        "read",
-        "reason",
-        "role_stat",
-        "server",
-        "session",
-        "stat",
-    )
-
-    def __init__(
-        self,
-        decided: Decided,
-        stat: str,
-        reason: str,
-        server: str | None,
-        candidates: tuple[str, ...],
-        expect: int,
-        *,
-        pin: bool,
-        dirty: bool,
-        master: bool,
-    ) -> None:
-        self.decided = decided
-        self.hits = 0  # runs not yet in the statistics (msplugin.stats adds them up)
-        self.stat = stat
-        self.reason = reason
-        self.server = server  # None: picked among *candidates* for each statement
-        self.candidates = candidates
-        self.expect = expect
-        self.pin = pin  # the reply opened a transaction here: it pins the connection
-        self.read = decided.c.read
-        self.dirty = dirty
-        self.master = master
-        self.role_stat = "use_master" if master else "use_slave"
-        # A session read: the edge asks session_backend() for its server at each run and
-        # counts it as the full path does (hits stay 0).
-        self.session = decided.d.target is Target.SLAVE and decided.d.consistency == Level.SESSION
 
 
 class Reply(NamedTuple):
@@ -197,7 +119,7 @@ class ConnectionCore:
         self._decided: dict[tuple[str, str, bool, bool], Decided] = {}
         # state -> text -> Memo; shared with the statistics, which count the memos' runs.
         self._memos = cast("dict[Any, MemoTable]", stats.remembered)
-        self.memo: MemoTable = _NO_MEMO
+        self.memo: MemoTable = NO_MEMO
         self._key: StateKey | None = None
         self.moved()
 
@@ -222,7 +144,7 @@ class ConnectionCore:
             or self.failed
             or (tracker is not None and not tracker.quiet())
         ):
-            self.memo = _NO_MEMO
+            self.memo = NO_MEMO
             self._key = None
             return
         # What trx_context() and decide() read: a transaction opening or ending changes only

@@ -24,7 +24,7 @@ import pymysql
 import pymysql.cursors
 from pymysql import err
 
-from msplugin import recovery
+from msplugin import gtid_reads, recovery
 from msplugin.classify import cut_sql
 from msplugin.filters import record_latency
 from msplugin.health import down as _down
@@ -33,8 +33,8 @@ from msplugin.monitor import not_replicating as _not_replicating
 if TYPE_CHECKING:
     from msplugin.backends import Backend
     from msplugin.connection import Connection
-    from msplugin.core import Memo
-    from msplugin.router import Step
+    from msplugin.memo import Memo
+    from msplugin.step import Step
 
 __all__ = ["Cursor", "CursorClass", "in_use_error"]
 
@@ -154,7 +154,7 @@ class Cursor:
         """A remembered session read: its server is chosen again (the GTID state decides),
         its text is not classified again. The caller holds the connection's token."""
         router = self._router
-        step = router.session_step(memo, query)
+        step = gtid_reads.session_step(router, memo, query)
         if step is None:
             return self._routed(query, args, None)
         backend = step.backend
@@ -235,18 +235,18 @@ class Cursor:
         if backend.multi_statements:
             # PyMySQL interpolates args into the whole text: a % of the check must be doubled.
             prefix = check if args is None else check.replace("%", "%%")
-            if self._router.run_check(cur, f"{prefix};{query}", args):
+            if gtid_reads.run_check(self._router, cur, f"{prefix};{query}", args):
                 cur.nextset()
-                self._router.check_result(backend, True)
+                gtid_reads.check_result(self._router, backend, True)
                 self._checked_read_ran(step, cur, memo)
                 return cur.rowcount
-        elif self._router.run_check(cur, check, None):
-            self._router.check_result(backend, True)
+        elif gtid_reads.run_check(self._router, cur, check, None):
+            gtid_reads.check_result(self._router, backend, True)
             result = cur.execute(query, args)
             self._checked_read_ran(step, cur, memo)
             return result
-        self._router.check_result(backend, False)
-        master = self._router.session_fallback(step)
+        gtid_reads.check_result(self._router, backend, False)
+        master = gtid_reads.session_fallback(self._router, step)
         mcur = self._cursor_for(master.backend)
         self._current = mcur
         result = mcur.execute(query, args)
@@ -269,7 +269,7 @@ class Cursor:
             step = self._router.route(query)
             if step.check is not None:
                 # A session read that would need a per-execution check: the master has the data.
-                step = self._router.session_fallback(step)
+                step = gtid_reads.session_fallback(self._router, step)
             return self._run_once(
                 step, lambda cur: cur.executemany(query, args), "executemany() is never retried"
             )

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from msplugin import health
 from msplugin._types import Level, Role
 from msplugin.classify import Classification
-from msplugin.core import Decided
+from msplugin.memo import Decided
 from msplugin.router import fixed_by
 from msplugin.routing import Decision, Explanation, Target
 

@@ -24,7 +24,8 @@ from msplugin.retry import after_disconnect, after_server_error, lost_transactio
 from msplugin.routing import NO_TRANSACTION
 
 if TYPE_CHECKING:
-    from msplugin.router import Router, Step
+    from msplugin.router import Router
+    from msplugin.step import Step
 
 __all__ = ["lost_error", "quarantine_note", "raise_if_lost", "recover"]
 

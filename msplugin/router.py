@@ -3,19 +3,17 @@ and hand its reply back to the core.
 
 The core (msplugin.core) decides from values; the router does what needs a connection: it
 connects the chosen backend (msplugin.backends fails over when it cannot), replays session
-settings there under session_state sync, adds the GTID check of a session read, runs
-mysqlnd_ms's GTID injection statements, and reads the facts of each reply the core learns
-from. msplugin.recovery decides what happens after a failure. The cursor runs the statement
-itself.
+settings there under session_state sync, runs mysqlnd_ms's GTID injection statements, and
+reads the facts of each reply the core learns from. msplugin.gtid_reads chooses a session
+read's server and runs its GTID check; msplugin.recovery decides what happens after a
+failure. The cursor runs the statement itself.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import time
 import warnings
-from collections.abc import Mapping
 from typing import Any, Final
 
 import pymysql
@@ -28,43 +26,23 @@ from msplugin.backends import Backend, Backends, consumed
 from msplugin.classify import Classification, cut_sql
 from msplugin.config import GroupConfig
 from msplugin.consistency import SESSION_STATE_CHANGED
-from msplugin.core import ConnectionCore, Decided, Memo, MemoTable, Reply
+from msplugin.core import ConnectionCore, Reply
 from msplugin.errors import NoBackendAvailable, RoutingError, StateDivergenceWarning
 from msplugin.filters import UserCallback, UserPicker, make_narrower
+from msplugin.gtid_reads import session_backend
 from msplugin.health import down as _down
+from msplugin.memo import Memo
 from msplugin.monitor import not_replicating as _not_replicating
 from msplugin.routing import NO_TRANSACTION, Decision, Target
 from msplugin.state import NOTHING, Effects
 from msplugin.stats import Stats
+from msplugin.step import Step
 
 __all__ = ["Router", "Step", "fixed_by"]
 
 logger = logging.getLogger("msplugin.connection")
 route_logger = logging.getLogger("msplugin.routing")
 state_logger = logging.getLogger("msplugin.state")
-
-
-class Step:
-    """One statement's route, from _route to the reply: the backend, what decided it, the
-    GTID check a session read needs there, and the memo to remember the route in."""
-
-    __slots__ = ("backend", "check", "decided", "memo", "reason", "sql")
-
-    def __init__(
-        self,
-        sql: str,
-        backend: Backend,
-        decided: Decided,
-        reason: str,
-        check: str | None = None,
-        memo: MemoTable | None = None,
-    ) -> None:
-        self.sql = sql
-        self.backend = backend
-        self.decided = decided
-        self.reason = reason
-        self.check = check
-        self.memo = memo
 
 
 class Router:
@@ -186,7 +164,7 @@ class Router:
         if d.consistency == Level.EVENTUAL:
             return self.backends.slave(self.slave_names, picked), d.reason, None, True
         if c.read:  # session, nothing to filter
-            return *self.session_backend(d, self.slave_names), True
+            return *session_backend(self, d, self.slave_names), True
         return *self.read_backend(d, c), True
 
     def held(self, c: Classification) -> Backend:
@@ -240,39 +218,9 @@ class Router:
         else:
             self.after(self.step(memo, backend, query), cur)
 
-    def session_step(self, memo: Memo, query: str) -> Step | None:
-        """A remembered session read, routed again: the GTID state chooses the server (a
-        replica known to have the writes, one to check, or the master) without classifying
-        the text again. None: route it the full way (reads avoid a server now)."""
-        if (_down or _not_replicating) and self.backends.avoiding():
-            return None
-        backend, reason, check = self.session_backend(memo.decided.d, memo.candidates)
-        self.core.routed(backend.name, backend.role, memo.stat)
-        if memo.dirty:
-            backend.dirty = True
-        if route_logger.isEnabledFor(logging.DEBUG):
-            route_logger.debug("%s -> %s: %s", cut_sql(query), backend.name, reason)
-        return Step(query, backend, memo.decided, reason, check)
-
     def step_on(self, step: Step, backend: Backend) -> Step:
         """*step* as run on *backend* instead (a failed GTID check sent it to the master)."""
         return Step(step.sql, backend, step.decided, step.reason)
-
-    def session_fallback(self, step: Step) -> Step:
-        """A session read whose replica lacks the GTID (or that cannot be checked per
-        execution): the master serves it."""
-        master = self.backends.master()
-        core = self.core
-        core.last_used = master.name
-        self.stats.counts[Stat.USE_MASTER_SESSION] += 1
-        if route_logger.isEnabledFor(logging.DEBUG):
-            route_logger.debug(
-                "%s -> %s: session check failed on %s",
-                cut_sql(step.sql),
-                master.name,
-                step.backend.name,
-            )
-        return Step(step.sql, master, step.decided, step.reason)
 
     def filter_context(self, query: str, target: Target) -> None:
         """user, user_multi, node_groups: hand them the statement; narrow the candidates."""
@@ -456,7 +404,7 @@ class Router:
             if d.consistency != Level.SESSION or not c.read:
                 keep = picked if picked is not None and picked.name in candidates else None
                 return self.backends.slave(candidates, keep), d.reason, None
-            return self.session_backend(d, candidates)
+            return session_backend(self, d, candidates)
         age = self.core.policy.age
         reason = self.no_replica(d)
         if self.group.failover.strategy == "disabled":
@@ -502,77 +450,6 @@ class Router:
             f"{reason}; the master cannot serve it ({why}): a replica that is not replicating does",
         )
 
-    def session_backend(
-        self, d: Decision, candidates: tuple[str, ...]
-    ) -> tuple[Backend, str, str | None]:
-        """A session-consistent read: a replica known to have this connection's writes, one
-        to check (the check statement is returned), or the master."""
-        core = self.core
-        gs = core.gtid
-        counts = self.stats.counts
-        if gs.gtid is None:
-            if gs.untracked_write:
-                counts[Stat.USE_MASTER_SESSION] += 1
-                why = "session: this connection wrote and its GTID is unknown"
-                return self.backends.master(), f"{d.reason}; {why}", None
-            return (
-                self.backends.slave(candidates),
-                f"{d.reason}; session: nothing written yet",
-                None,
-            )
-        gtid = gs.gtid
-        backend = self.backends.slave(candidates)  # the load balancer picks first, as for any read
-        if backend.role == Role.MASTER:
-            return backend, d.reason, None
-        known = gs.known
-        if known:
-            if backend.name not in known:
-                # A replica known to have the GTID beats the balancer's pick until the next
-                # write: a check costs a second result set on every read.
-                name = next((n for n in candidates if n in known), None)
-                if name is not None:
-                    backend = self.backends.slave((name,))
-            if backend.name in known:
-                counts[Stat.GTID_REPLICA_KNOWN] += 1
-                return backend, f"{d.reason}; session: {backend.name} has {gtid}", None
-        elapsed = time.monotonic() - gs.written_at if gs.written_at else float("inf")
-        if elapsed < gs.apply_delay:
-            # Replicas have recently needed longer than this to apply a write: a check now
-            # would most likely fail and cost a second round trip.
-            gs.skipped_check()
-            counts[Stat.USE_MASTER_SESSION] += 1
-            why = f"session: replicas are likely still applying {gtid}"
-            return self.backends.master(), f"{d.reason}; {why}", None
-        if gs.check_key != (gtid, backend.flavor) and not core.prepare_check(backend.flavor):
-            counts[Stat.USE_MASTER_SESSION] += 1
-            return (
-                self.backends.master(),
-                f"{d.reason}; session: cannot check GTID {gtid!r}",
-                None,
-            )
-        counts[Stat.GTID_CHECKS] += 1
-        return backend, f"{d.reason}; session: checking {backend.name} has {gtid}", gs.check_sql
-
-    def run_check(self, cur: pymysql.cursors.Cursor, sql: str, args: Any) -> bool:
-        """Send *sql*, the check, maybe followed by the read in the same packet; True if the
-        replica has the GTID, and then *cur* stands at the end of the check's result."""
-        cur.execute(sql, args)
-        row = cur.fetchone()
-        cur.fetchall()  # an unbuffered cursor learns whether a result follows at its end
-        passed = row is not None and (not self.core.gtid.check_is_wait or _first_value(row) == 0)
-        if not passed:
-            _drain(cur)  # the read ran on the stale replica: drop its result, or its error
-        return passed
-
-    def check_result(self, backend: Backend, passed: bool) -> None:
-        gs = self.core.gtid
-        if passed:
-            gs.confirm(backend.name)
-            gs.check_passed()
-        else:
-            self.stats.counts[Stat.GTID_CHECK_FAILED] += 1
-            gs.check_failed(time.monotonic() - gs.written_at if gs.written_at else 1.0)
-
     @property
     def last_used(self) -> Backend | None:
         name = self.core.last_used
@@ -612,22 +489,3 @@ def fixed_by(c: Classification, target: Target) -> str:
     if c.hinted:
         return "a hint chose the server"
     return ""
-
-
-def _first_value(row: Any) -> Any:
-    """The first column of a row of any cursor class (a tuple, or a dict by column name)."""
-    if type(row) is tuple:  # the default cursor, tested first: Mapping's check is slow
-        return row[0]
-    return next(iter(row.values())) if isinstance(row, Mapping) else row[0]
-
-
-def _drain(cur: pymysql.cursors.Cursor) -> None:
-    """Skip the results left of a multi-statement reply. A server error in one (the read on
-    a replica that lacks a just-created table) ends the reply: the read runs on the master
-    anyway. A lost connection is raised."""
-    try:
-        while cur.nextset():
-            cur.fetchall()  # unbuffered cursors: read to the end before the next result
-    except err.MySQLError as exc:
-        if health.is_disconnect(exc):
-            raise

@@ -25,7 +25,7 @@ _live: weakref.WeakSet[Stats] = weakref.WeakSet()
 
 
 class Counted(Protocol):
-    """A remembered statement (msplugin.core.Memo): its runs count under two statistics,
+    """A remembered statement (msplugin.memo.Memo): its runs count under two statistics,
     added up when the counters are read rather than at each run."""
 
     stat: str
