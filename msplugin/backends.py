@@ -77,7 +77,7 @@ class Backend:
         # The quarantine's key: the server, whoever connects to it.
         self.address: Address = (server.host, server.port, server.socket or "")
         self.pool: Pool | None = None  # the pool the connection was borrowed from
-        self.conn: pymysql.connections.Connection[Any] | None = None
+        self.conn: driver.Connection | None = None
         # Ran a statement since the last commit/rollback (matters with autocommit off).
         self.dirty = False
         self.flavor = "mariadb"  # or "mysql": decides the GTID functions; known once connected
@@ -117,7 +117,7 @@ class Backend:
         flags: int = 0,
         pooling: PoolingConfig | None = None,
         before_wait: Callable[[], None] | None = None,
-    ) -> pymysql.connections.Connection[Any]:
+    ) -> driver.Connection:
         """Open the connection, adding client capability *flags* to the configured ones, or
         borrow one from the process's pool for these options when *pooling* is enabled."""
         params = self.params(defaults, overrides)
@@ -149,7 +149,7 @@ class Backend:
         """The server status flags of the last reply (0 when not connected)."""
         conn = self.conn
         # server_status is set by PyMySQL from every OK/EOF packet; the stubs omit it.
-        return conn.server_status if conn is not None else 0  # type: ignore[attr-defined]
+        return conn.server_status if conn is not None else 0
 
     @property
     def in_transaction(self) -> bool:
@@ -565,4 +565,4 @@ def consumed(backend: Backend) -> None:
     status only from OK packets, so a result set would otherwise show the flag of an older
     reply, and every later statement would take the slow path looking for a block."""
     if backend.conn is not None:
-        backend.conn.server_status &= ~SESSION_STATE_CHANGED  # type: ignore[attr-defined]
+        backend.conn.server_status &= ~SESSION_STATE_CHANGED

@@ -263,7 +263,7 @@ class Connection(PyMySQLSurface):
                 )
         for b in self._backends.by_name.values():
             conn = b.conn  # server_status, not b.in_transaction: this runs at every commit
-            if conn is not None and (b.dirty or b is pinned or conn.server_status & _IN_TRANS):  # type: ignore[attr-defined]
+            if conn is not None and (b.dirty or b is pinned or conn.server_status & _IN_TRANS):
                 lost = self._end_on(b, how)
                 failure = failure or lost
         core.ended()

@@ -142,7 +142,7 @@ class Cursor:
             except err.MySQLError as exc:
                 core.hit(memo, name)
                 return self._run_again(exc, args, cur, router.step(memo, backend, query))
-            if not core.ran(memo, name, bconn.server_status):  # type: ignore[attr-defined]
+            if not core.ran(memo, name, bconn.server_status):
                 router.ran_remembered(memo, backend, query, cur)
             return result
         except UnicodeEncodeError as exc:

@@ -73,7 +73,13 @@ class Connection(_Base):
     internal = False  # opened by msplugin's own monitors and probes, not for the application
     poller: tuple[Any, select.poll] | None = None  # peer_closed()'s, for the current socket
     _deadline: float | None = None
-    # PyMySQL's private attributes this module uses (the stubs leave them out).
+    # What PyMySQL has and its stubs leave out: the status bits of the last OK or EOF packet
+    # (what learning reads), the last result (its OK packet's tail holds the session-state
+    # block), and the private parts this module and the pool use.
+    server_status: int
+    _result: Any
+    _execute_command: Callable[[int, bytes], None]
+    _read_ok_packet: Callable[[], Any]
     _sock: Any
     _read_timeout: float | None
     _write_timeout: float | None

@@ -52,7 +52,7 @@ POOL_STAT_NAMES: Final = (
     "pool_in_use",  # of which borrowed (gauge)
 )
 
-Conn: TypeAlias = "pymysql.connections.Connection[Any]"  # subscriptable for mypy only
+Conn: TypeAlias = "driver.Connection"
 _PASSWORD_KEYS: Final = ("password", "passwd")
 
 
@@ -229,15 +229,15 @@ class Pool:
         self._drop(conn)
 
     def _reset(self, conn: Conn) -> None:
-        if conn.server_status & _IN_TRANS:  # type: ignore[attr-defined]
+        if conn.server_status & _IN_TRANS:
             logger.warning(
                 "returning a connection to %s to the pool with a transaction open: rolled back",
                 self.label,
             )
             conn.rollback()
             self.counts["pool_rollbacks"] += 1
-        conn._execute_command(COM_RESET_CONNECTION, b"")  # type: ignore[attr-defined]
-        conn._read_ok_packet()  # type: ignore[attr-defined]
+        conn._execute_command(COM_RESET_CONNECTION, b"")
+        conn._read_ok_packet()
         # The reset returns session variables to the server's defaults; bring back what
         # PyMySQL's connect() set up, so every borrower gets a freshly connected session. The
         # pool's character set, not the connection's: a borrower's set_character_set()

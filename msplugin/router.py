@@ -209,12 +209,12 @@ class Router:
         so): learn the GTID of a write from its OK packet, or learn the full way."""
         conn = backend.conn
         assert conn is not None
-        status: int = conn.server_status  # type: ignore[attr-defined]
-        result = conn._result  # type: ignore[attr-defined]
+        status: int = conn.server_status
+        result = conn._result
         message = result.message if result is not None else None
         if self.core.ran_gtid(memo, backend.name, status, message):
             # consumed(backend), inlined: this runs on every write under session consistency
-            conn.server_status = status & ~SESSION_STATE_CHANGED  # type: ignore[attr-defined]
+            conn.server_status = status & ~SESSION_STATE_CHANGED
         else:
             self.after(self.step(memo, backend, query), cur)
 
@@ -470,8 +470,8 @@ def _reply(backend: Backend, cur: pymysql.cursors.Cursor | None) -> Reply:
     conn = backend.conn
     if conn is None:
         return Reply(0)
-    status: int = conn.server_status  # type: ignore[attr-defined]
-    result = conn._result  # type: ignore[attr-defined]
+    status: int = conn.server_status
+    result = conn._result
     if result is None:
         return Reply(status)
     executed = getattr(cur, "_executed", None) if cur is not None else None
