@@ -47,8 +47,9 @@ state_logger = logging.getLogger("msplugin.state")
 # Server status bits (PyMySQL's SERVER_STATUS values, which are the protocol's).
 IN_TRANS: Final = 1
 AUTOCOMMIT: Final = 2
-# A remembered statement's reply is compared on these bits only: the ones learning reads.
+# Reads at these levels are remembered (a session read's server is chosen at each run).
 _REMEMBERED_LEVELS: Final = (Level.EVENTUAL, Level.SESSION)
+# A remembered statement's reply is compared on these bits only: the ones learning reads.
 WATCH: Final = IN_TRANS | AUTOCOMMIT | SESSION_STATE_CHANGED
 _CACHE_MAX: Final = 1024
 
@@ -318,9 +319,7 @@ class ConnectionCore:
         self.gtid_written(gtid, name)
         if self.tracker is not None:
             self.tracker.last_insert_home = name
-        if memo.pin:
-            self._pin(name)
-        return True
+        return True  # no pin: a reply that opened a transaction (IN_TRANS) never gets here
 
     def routed(self, name: str, role: str, stat: str) -> None:
         """The full path chose *name* (with statistic *stat*) for a statement about to run."""

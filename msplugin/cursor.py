@@ -153,22 +153,18 @@ class Cursor:
     def _session_read(self, memo: Memo, query: str, args: Any) -> int:
         """A remembered session read: its server is chosen again (the GTID state decides),
         its text is not classified again. The caller holds the connection's token."""
-        router = self._router
-        step = gtid_reads.session_step(router, memo, query)
+        step = gtid_reads.session_step(self._router, memo, query)
         if step is None:
             return self._routed(query, args, None)
-        backend = step.backend
         try:
-            cur = self._cursor_for(backend)
+            cur = self._cursor_for(step.backend)
             self._current = cur
             if step.check is not None:
                 return self._execute_checked(step, cur, args, memo)
             result = cur.execute(query, args)
         except err.MySQLError as exc:
             return self._run_again(exc, args, self._current, step)
-        status: int = cur.connection.server_status  # type: ignore[attr-defined]
-        if not self._core.ran_session(memo, backend.name, status):
-            router.after(step, cur)
+        self._session_read_ran(step, cur, memo)
         return result
 
     def _routed(self, query: str, args: Any, picked: Backend | None = None) -> int:
@@ -238,12 +234,12 @@ class Cursor:
             if gtid_reads.run_check(self._router, cur, f"{prefix};{query}", args):
                 cur.nextset()
                 gtid_reads.check_result(self._router, backend, True)
-                self._checked_read_ran(step, cur, memo)
+                self._session_read_ran(step, cur, memo)
                 return cur.rowcount
         elif gtid_reads.run_check(self._router, cur, check, None):
             gtid_reads.check_result(self._router, backend, True)
             result = cur.execute(query, args)
-            self._checked_read_ran(step, cur, memo)
+            self._session_read_ran(step, cur, memo)
             return result
         gtid_reads.check_result(self._router, backend, False)
         master = gtid_reads.session_fallback(self._router, step)
@@ -253,9 +249,9 @@ class Cursor:
         self._router.after(master, mcur)
         return result
 
-    def _checked_read_ran(self, step: Step, cur: pymysql.cursors.Cursor, memo: Memo | None) -> None:
-        """The replica had the GTID and answered the read: learn from the reply (a remembered
-        read by one comparison)."""
+    def _session_read_ran(self, step: Step, cur: pymysql.cursors.Cursor, memo: Memo | None) -> None:
+        """A session read was answered (by a replica that has the GTID, or unchecked): learn
+        from the reply, a remembered read by one comparison."""
         status: int = cur.connection.server_status  # type: ignore[attr-defined]
         if memo is None or not self._core.ran_session(memo, step.backend.name, status):
             self._router.after(step, cur)
