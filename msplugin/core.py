@@ -20,7 +20,7 @@ from typing import Any, Final, NamedTuple, cast
 
 from msplugin._types import Level, Role, Stat, TrxKind
 from msplugin.classify import CACHE_MAX_LEN, Classification, classify
-from msplugin.config import GroupConfig
+from msplugin.config import GroupConfig, GtidInjectionConfig
 from msplugin.consistency import (
     SESSION_STATE_CHANGED,
     TRACK_SCHEMA,
@@ -410,25 +410,15 @@ class ConnectionCore:
         gs = self.gtid
         assert gs.gtid is not None
         try:
-            if self.injection is None:  # the common case, without a call more per write
+            injection = self.injection
+            if injection is None:  # the native wait, not timed out: checked, not waited for
                 gs.check_sql, gs.check_is_wait = wait_sql(flavor, gs.gtid, 0), True
             else:
-                gs.check_sql, gs.check_is_wait = self._build_check(gs.gtid, flavor)
+                gs.check_sql, gs.check_is_wait = _injection_check(injection, gs.gtid, flavor)
         except ValueError:
             return False
         gs.check_key = (gs.gtid, flavor)
         return True
-
-    def _build_check(self, gtid: str, flavor: str) -> tuple[str, bool]:
-        """The statement that tells whether a replica has *gtid*, and whether it is a wait
-        (0 = applied) rather than mysqlnd_ms's check_for_gtid (a row = applied)."""
-        injection = self.injection
-        if injection is not None and injection.check_for_gtid:
-            if not (is_valid_gtid(gtid, "mariadb") or is_valid_gtid(gtid, "mysql")):
-                raise ValueError(gtid)
-            return injection.check_for_gtid.replace("#GTID", f"'{gtid}'"), False
-        timeout = injection.wait_for_gtid_timeout if injection is not None else 0
-        return wait_sql(flavor, gtid, timeout), True
 
     def _state_after(
         self, tracker: Tracker, c: Classification, eff: Effects, name: str, reply: Reply
@@ -522,3 +512,14 @@ class ConnectionCore:
         if self.tracker is not None:
             self.tracker = Tracker(self.tracker.mode, tuple(self.roles))
         self.moved()
+
+
+def _injection_check(injection: GtidInjectionConfig, gtid: str, flavor: str) -> tuple[str, bool]:
+    """The statement that tells whether a replica has *gtid* under mysqlnd_ms's
+    global_transaction_id_injection, and whether it is a wait (0 = applied) rather than
+    its check_for_gtid (a row = applied)."""
+    if injection.check_for_gtid:
+        if not (is_valid_gtid(gtid, "mariadb") or is_valid_gtid(gtid, "mysql")):
+            raise ValueError(gtid)
+        return injection.check_for_gtid.replace("#GTID", f"'{gtid}'"), False
+    return wait_sql(flavor, gtid, injection.wait_for_gtid_timeout), True
