@@ -249,64 +249,69 @@ class Connection(PyMySQLSurface):
         failure: err.OperationalError | None = None
         pinned = self._backends.by_name[core.pinned] if core.pinned is not None else None
         if pinned is not None and pinned.conn is None:
-            if how == "commit":
-                failure = err.OperationalError(
-                    health.CR_SERVER_LOST,
-                    f"commit: {pinned.info}: the transaction open there was lost with its "
-                    "connection earlier and did not commit",
-                )
-            else:
-                logger.warning(
-                    "rollback: the transaction open on %s was lost with its connection "
-                    "earlier; the server rolled it back",
-                    pinned.info,
-                )
+            failure = self._lost_before(pinned, how)
+        commit = how == "commit"
         for b in self._backends.by_name.values():
             conn = b.conn  # server_status, not b.in_transaction: this runs at every commit
-            if conn is not None and (b.dirty or b is pinned or conn.server_status & _IN_TRANS):
-                lost = self._end_on(b, how)
-                failure = failure or lost
+            if conn is None or not (b.dirty or b is pinned or conn.server_status & _IN_TRANS):
+                continue
+            # COMMIT or ROLLBACK on b, inline: every unit of work of an ORM gets here.
+            try:
+                if not commit:
+                    conn.rollback()
+                elif driver.peer_closed(conn):
+                    # The server closed it while idle: COMMIT would be lost, so it is not sent.
+                    raise err.OperationalError(
+                        health.CR_SERVER_GONE_ERROR, "the server closed the connection"
+                    )
+                else:
+                    conn.commit()
+            except err.MySQLError as exc:
+                failure = failure or self._end_failed(b, how, exc)
+                continue
+            b.dirty = False
+            if commit and b.role == Role.MASTER:
+                self._router.committed(b)
         core.ended()
         if failure is not None:
             raise failure
 
-    def _end_on(self, b: Backend, how: str) -> err.OperationalError | None:
-        """COMMIT or ROLLBACK on *b*; the error to raise if its connection was lost."""
-        conn = b.conn
-        assert conn is not None
-        try:
-            if how == "rollback":
-                conn.rollback()
-            elif driver.peer_closed(conn):
-                # The server closed it while idle: COMMIT would be lost, so it is not sent.
-                raise err.OperationalError(
-                    health.CR_SERVER_GONE_ERROR, "the server closed the connection"
-                )
-            else:
-                conn.commit()
-        except err.MySQLError as exc:
-            if not health.is_disconnect(exc):
-                b.dirty = False
-                raise
-            sent = not driver.not_sent(exc)
-            why = quarantine_note(b)
-            self._backends.lost(b, exc)
-            if how == "rollback":
-                logger.warning(
-                    "rollback: the connection to %s was lost (%s); the server rolled the "
-                    "transaction back",
-                    b.info,
-                    detail(exc),
-                )
-                return None
+    def _lost_before(self, pinned: Backend, how: str) -> err.OperationalError | None:
+        """The transaction's backend lost its connection before commit() or rollback()."""
+        if how == "commit":
             return err.OperationalError(
-                exc.args[0] if isinstance(exc.args[0], int) else health.CR_SERVER_LOST,
-                f"commit: {b.info}: connection lost ({detail(exc)}); {why}{lost_commit(sent)}",
+                health.CR_SERVER_LOST,
+                f"commit: {pinned.info}: the transaction open there was lost with its "
+                "connection earlier and did not commit",
             )
-        b.dirty = False
-        if how == "commit" and b.role == Role.MASTER:
-            self._router.committed(b)
+        logger.warning(
+            "rollback: the transaction open on %s was lost with its connection "
+            "earlier; the server rolled it back",
+            pinned.info,
+        )
         return None
+
+    def _end_failed(self, b: Backend, how: str, exc: err.MySQLError) -> err.OperationalError | None:
+        """COMMIT or ROLLBACK on *b* failed with *exc*: raise a server error; for a lost
+        connection, the error commit() raises (None for rollback(), which logs it)."""
+        if not health.is_disconnect(exc):
+            b.dirty = False
+            raise exc
+        sent = not driver.not_sent(exc)
+        why = quarantine_note(b)
+        self._backends.lost(b, exc)
+        if how == "rollback":
+            logger.warning(
+                "rollback: the connection to %s was lost (%s); the server rolled the "
+                "transaction back",
+                b.info,
+                detail(exc),
+            )
+            return None
+        return err.OperationalError(
+            exc.args[0] if isinstance(exc.args[0], int) else health.CR_SERVER_LOST,
+            f"commit: {b.info}: connection lost ({detail(exc)}); {why}{lost_commit(sent)}",
+        )
 
     def begin(self, read_only: bool = False) -> None:
         """Start a transaction; every statement runs where it started until commit/rollback.
