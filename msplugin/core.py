@@ -399,9 +399,8 @@ class ConnectionCore:
         gs.require(gtid, time.monotonic())
         gs.last_write = gtid
         gs.untracked_write = False
-        # Built now, with the reply to the write, rather than on the read that follows:
-        # a read is where the application waits (replicas share the master's flavor).
-        self.prepare_check(self.flavors.get(name, "mariadb"))
+        # The check statement is built by the first read that needs one (prepare_check):
+        # most reads after a write go to a replica known to have it, or to the master.
         self.counts[Stat.GTID_TRACKED] += 1
 
     def prepare_check(self, flavor: str) -> bool:

@@ -25,6 +25,7 @@ from msplugin.step import Step
 
 if TYPE_CHECKING:
     from msplugin.backends import Backend
+    from msplugin.consistency import GtidState
     from msplugin.memo import Memo
     from msplugin.router import Router
     from msplugin.routing import Decision
@@ -53,10 +54,12 @@ def session_backend(
             None,
         )
     gtid = gs.gtid
+    known = gs.known
+    if not known and _likely_behind(gs):
+        return _session_master(router, d, gtid)  # no replica picked: none would take it
     backend = router.backends.slave(candidates)  # the load balancer picks first, as for any read
     if backend.role == Role.MASTER:
         return backend, d.reason, None
-    known = gs.known
     if known:
         if backend.name not in known:
             # A replica known to have the GTID beats the balancer's pick until the next
@@ -67,14 +70,8 @@ def session_backend(
         if backend.name in known:
             counts[Stat.GTID_REPLICA_KNOWN] += 1
             return backend, f"{d.reason}; session: {backend.name} has {gtid}", None
-    elapsed = time.monotonic() - gs.written_at if gs.written_at else float("inf")
-    if elapsed < gs.apply_delay:
-        # Replicas have recently needed longer than this to apply a write: a check now
-        # would most likely fail and cost a second round trip.
-        gs.skipped_check()
-        counts[Stat.USE_MASTER_SESSION] += 1
-        why = f"session: replicas are likely still applying {gtid}"
-        return router.backends.master(), f"{d.reason}; {why}", None
+        if _likely_behind(gs):
+            return _session_master(router, d, gtid)
     if gs.check_key != (gtid, backend.flavor) and not core.prepare_check(backend.flavor):
         counts[Stat.USE_MASTER_SESSION] += 1
         return (
@@ -84,6 +81,22 @@ def session_backend(
         )
     counts[Stat.GTID_CHECKS] += 1
     return backend, f"{d.reason}; session: checking {backend.name} has {gtid}", gs.check_sql
+
+
+def _likely_behind(gs: GtidState) -> bool:
+    """Replicas have recently needed longer than this to apply a write: a check now would
+    most likely fail and cost a second round trip (the master serves the read)."""
+    elapsed = time.monotonic() - gs.written_at if gs.written_at else float("inf")
+    if elapsed < gs.apply_delay:
+        gs.skipped_check()
+        return True
+    return False
+
+
+def _session_master(router: Router, d: Decision, gtid: str) -> tuple[Backend, str, None]:
+    router.stats.counts[Stat.USE_MASTER_SESSION] += 1
+    why = f"session: replicas are likely still applying {gtid}"
+    return router.backends.master(), f"{d.reason}; {why}", None
 
 
 def run_check(router: Router, cur: pymysql.cursors.Cursor, sql: str, args: Any) -> bool:

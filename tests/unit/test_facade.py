@@ -267,6 +267,24 @@ def test_set_qos_session_before_the_first_read_puts_the_check_in_the_reads_packe
         ]
 
 
+def test_a_session_read_the_master_serves_takes_no_replicas_turn(
+    connect: Connect, servers: FakeServers
+) -> None:
+    """Replicas likely behind: the master serves the read before the load balancer picks,
+    so round robin goes on where it was; no check statement is built for that GTID."""
+    with connect() as conn:
+        conn.set_qos("session")
+        assert where(conn, "SELECT 1", "SELECT 1") == ["slave_0", "slave_1"]
+        where(conn, "INSERT INTO t VALUES (1)")
+        conn._core.gtid.apply_delay = 100.0
+        assert where(conn, "SELECT v FROM t") == ["master_0"]
+        assert conn._core.gtid.check_sql == ""  # built by the first read that checks
+        servers["slave_0"].applied = servers["slave_1"].applied = 1
+        conn._core.gtid.apply_delay = 0.0
+        assert where(conn, "SELECT v FROM t") == ["slave_0"]  # its turn, checked
+        assert received(servers, "slave_0", "MASTER_GTID_WAIT('0-1-1'")
+
+
 def _write_read_loop(
     conn: msplugin.Connection, servers: FakeServers, *, applied: bool, delay: float
 ) -> list[tuple[str, str, str | None]]:
