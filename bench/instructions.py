@@ -49,6 +49,9 @@ KINDS = {
 INSERT = "INSERT INTO bench_w (v) VALUES (%s)"
 UPDATE = "UPDATE bench_w SET v = v + 1 WHERE id = %s"
 READ_BACK = "SELECT v FROM bench_w WHERE id = %s"
+# Of the session loop's reads: checked on a replica (and of those failed, then read on the
+# master), sent to a replica known to have the write, sent to the master unchecked.
+SESSION_STATS = ("gtid_checks", "gtid_check_failed", "gtid_replica_known", "use_master_session")
 
 
 def create_write_table(config: str, group: str) -> None:
@@ -140,12 +143,18 @@ def _child(mode: str, kind: str, n: int, config: str, group: str) -> None:
         commit = raw.commit
         reader = raw_connect(slave).cursor() if kind == "session" else cur
     _loop(kind, WARM + n, cur, commit, reader)
+    if mode == "facade" and kind == "session":
+        # Where the reads went: the figure depends on it, and on how fast the replicas
+        # apply writes under valgrind (a checked read costs a second result set).
+        stats = facade.stats()
+        print(json.dumps({k: stats[k] for k in SESSION_STATS}))
 
 
-def _count(mode: str, kind: str, n: int, config: str, group: str) -> int:
+def _count(mode: str, kind: str, n: int, config: str, group: str) -> tuple[int, str]:
+    """Instructions the child ran, and what it printed."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
-        subprocess.run(
+        child = subprocess.run(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
              __file__, "child", mode, kind, str(n), config, group],
             check=True, capture_output=True,
@@ -153,7 +162,7 @@ def _count(mode: str, kind: str, n: int, config: str, group: str) -> int:
         )  # fmt: skip
         summary = re.search(rb"^summary:\s+(\d+)", out.read_bytes(), re.MULTILINE)
         assert summary is not None, "callgrind wrote no summary"
-        return int(summary.group(1))
+        return int(summary.group(1)), child.stdout.decode()
 
 
 def _quiet(config: str, group: str, directory: str) -> str:
@@ -179,18 +188,18 @@ def instructions(config: str, group: str, kinds: tuple[str, ...] = tuple(KINDS))
 def _instructions(config: str, group: str, kinds: tuple[str, ...]) -> dict[str, Any]:
     out: dict[str, Any] = {"statements": LARGE - SMALL}
     for kind in kinds:
-        per = {
-            mode: (
-                _count(mode, kind, LARGE, config, group) - _count(mode, kind, SMALL, config, group)
-            )
-            / (LARGE - SMALL)
-            for mode in ("raw", "facade")
-        }
+        per: dict[str, float] = {}
+        for mode in ("raw", "facade"):
+            large, printed = _count(mode, kind, LARGE, config, group)
+            small, _ = _count(mode, kind, SMALL, config, group)
+            per[mode] = (large - small) / (LARGE - SMALL)
         out[KINDS[kind]] = {
             "raw_pymysql_per_stmt": per["raw"],
             "msplugin_per_stmt": per["facade"],
             "ratio": per["facade"] / per["raw"],
         }
+        if kind == "session":  # the facade's reads in its LARGE run (WARM included)
+            out[KINDS[kind]]["reads"] = {"total": WARM + LARGE, **json.loads(printed)}
     return out
 
 

@@ -115,6 +115,8 @@ def report(r: dict[str, Any]) -> None:
                 target,
                 f"{i[key]['msplugin_per_stmt']:.0f} vs {i[key]['raw_pymysql_per_stmt']:.0f}",
             )
+            if "reads" in i[key]:
+                print("    its reads:", ", ".join(f"{k} {v}" for k, v in i[key]["reads"].items()))
     print("classifier, per statement")
     for label, c in r["classifier"].items():
         _row(f"{label} ({c['chars']} chars), cached", f"{c['cached_us']:.3f} us", "target <= 1 us")
