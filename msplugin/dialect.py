@@ -1,10 +1,13 @@
-"""SQLAlchemy dialect ``mysql+msplugin``: an engine whose connections are msplugin facades.
+"""SQLAlchemy dialects ``mysql+msplugin`` and ``mariadb+msplugin``: engines whose connections
+are msplugin facades.
 
 ``create_engine("mysql+msplugin://user:password@GROUP/db?config=PATH")`` routes every statement
-of an engine (Core and ORM) by msplugin's rules. SQLAlchemy finds this class through the
-``sqlalchemy.dialects`` entry point ``mysql.msplugin``; SQLAlchemy itself is an optional extra
-(``pip install msplugin[sqlalchemy]``). Everything MySQL-specific (SQL compilation, reflection,
-types) is the PyMySQL dialect's: msplugin runs PyMySQL underneath.
+of an engine (Core and ORM) by msplugin's rules. SQLAlchemy finds these classes through the
+``sqlalchemy.dialects`` entry points ``mysql.msplugin`` and ``mariadb.msplugin`` (the name
+SQLAlchemy gives a MariaDB server's URL, as for ``mariadb+pymysql``); SQLAlchemy itself is an
+optional extra (``pip install msplugin[sqlalchemy]``). Everything MySQL-specific (SQL
+compilation, reflection, types) is the PyMySQL dialect's: msplugin runs PyMySQL underneath.
+SQLAlchemy's test harness finds the provisioning in msplugin.provision.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any, cast
 import pymysql
 from pymysql.constants import CLIENT
 from sqlalchemy import util
+from sqlalchemy.dialects.mysql.mariadb import MariaDBDialect
 from sqlalchemy.dialects.mysql.pymysql import MySQLDialect_pymysql
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.engine.interfaces import ConnectArgsType, DBAPIConnection, DBAPIModule
@@ -69,14 +73,15 @@ class MSPluginDialect(MySQLDialect_pymysql):
         Connections start with autocommit off, as PEP 249 and SQLAlchemy expect.
         """
         group = url.host
+        scheme = url.drivername
         if not group:
             raise ArgumentError(
-                "mysql+msplugin:// URLs name the group as the host: "
-                "mysql+msplugin://user:password@GROUP/database?config=PATH"
+                f"{scheme}:// URLs name the group as the host: "
+                f"{scheme}://user:password@GROUP/database?config=PATH"
             )
         if url.port is not None:
             raise ArgumentError(
-                f"mysql+msplugin://...@{group}:{url.port}: a port has no meaning here; "
+                f"{scheme}://...@{group}:{url.port}: a port has no meaning here; "
                 "the group's servers and their ports come from the configuration"
             )
         _args, opts = super().create_connect_args(url, _translate_args)
@@ -86,7 +91,15 @@ class MSPluginDialect(MySQLDialect_pymysql):
         return [group], opts
 
 
+class MSPluginMariaDBDialect(MariaDBDialect, MSPluginDialect):
+    """``mariadb+msplugin``: the same, with SQLAlchemy's MariaDB behaviour (as
+    ``mariadb+pymysql`` is to ``mysql+pymysql``)."""
+
+    supports_statement_cache = True
+
+
 dialect = MSPluginDialect
+mariadb_dialect = MSPluginMariaDBDialect
 
 
 @contextmanager

@@ -180,3 +180,17 @@ def test_creator_alternative(sandbox: Sandbox) -> None:
     ):
         assert server_id(c) in REPLICAS
     eng.dispose()
+
+
+def test_stream_results_reads_through_a_server_side_cursor(engine: Engine) -> None:
+    """stream_results: the facade's cursor runs PyMySQL's SSCursor (SQLAlchemy's own suite
+    cannot tell, see test_sqlalchemy_suite.py), and rows arrive as they are fetched."""
+    with engine.connect() as c:
+        result = c.execution_options(stream_results=True).execute(
+            text("SELECT seq FROM seq_1_to_1000")
+        )
+        cursor = result.cursor
+        assert isinstance(cursor, msplugin.Cursor)
+        assert repr(cursor).startswith("<msplugin.Cursor SSCursor ")
+        assert [row[0] for row in result.fetchmany(3)] == [1, 2, 3]
+        assert len(result.all()) == 997

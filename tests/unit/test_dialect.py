@@ -1,8 +1,10 @@
-"""The mysql+msplugin SQLAlchemy dialect: URL parsing and registration (no server needed)."""
+"""The mysql+msplugin and mariadb+msplugin SQLAlchemy dialects: URL parsing, registration and
+test provisioning (no server needed)."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,11 +14,38 @@ from sqlalchemy.dialects import registry
 from sqlalchemy.exc import ArgumentError
 
 import msplugin
-from msplugin.dialect import MSPluginDialect
+from msplugin.dialect import MSPluginDialect, MSPluginMariaDBDialect
 
 
 def test_the_entry_point_registers_the_dialect() -> None:
     assert registry.load("mysql.msplugin") is MSPluginDialect
+
+
+def test_mariadb_urls_load_the_mariadb_variant() -> None:
+    """SQLAlchemy renames a MariaDB server's URL to mariadb+DRIVER (its test harness does, as
+    for mariadb+pymysql): that name loads msplugin's dialect with MariaDB's behaviour."""
+    assert registry.load("mariadb.msplugin") is MSPluginMariaDBDialect
+    engine = create_engine("mariadb+msplugin://app:pw@myapp/shop?config=/etc/ms.json")
+    assert isinstance(engine.dialect, MSPluginMariaDBDialect)
+    assert engine.dialect.is_mariadb and engine.dialect.name == "mariadb"
+    assert engine.dialect.create_connect_args(engine.url)[0] == ["myapp"]
+    with pytest.raises(ArgumentError, match=r"mariadb\+msplugin://\.\.\.@myapp:3307"):
+        create_engine("mariadb+msplugin://u:p@myapp:3307/shop")
+
+
+def test_sqlalchemys_test_harness_finds_the_provisioning() -> None:
+    """sqlalchemy.testing imports <dialect package>.provision; SQLAlchemy's MySQL provisioning
+    (create the test databases, ...) then serves both msplugin URLs."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.testing import provision
+
+    MSPluginDialect.load_provisioning()
+    assert "msplugin.provision" in sys.modules
+    url = make_url("mariadb+msplugin://app:pw@myapp/shop?config=/etc/ms.json")
+    assert provision.drop_db.fns.get("mariadb") is not None
+    assert provision.create_db.fns.get("mysql") is not None
+    follower = provision.follower_url_from_main(url, "test_1")
+    assert str(follower.database) == "test_1" and follower.drivername == "mariadb+msplugin"
 
 
 def test_url_host_is_the_group_and_query_keys_are_connect_options() -> None:
