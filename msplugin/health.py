@@ -219,21 +219,22 @@ def _probe(
             logger.debug("probe of %s failed: %r", server.label, exc)
             first = False
             continue
+        # Said before the server rejoins the rotation: whoever sees it back (a statement, a
+        # monitor reading `down`) finds the line already logged.
+        logger.warning(
+            "server %s is back after %.1f s in quarantine (was: %s)",
+            server.label,
+            time.monotonic() - (server.quarantined_at or time.monotonic()),
+            server.reason,
+        )
         with _lock:
             if stop.is_set():
                 return
             down.pop(key, None)
             server.failures = 0
-            since = server.quarantined_at or time.monotonic()
             server.quarantined_at = None
             server.recovered_at = time.monotonic()
             server.probe = None
-        logger.warning(
-            "server %s is back after %.1f s in quarantine (was: %s)",
-            server.label,
-            time.monotonic() - since,
-            server.reason,
-        )
         return
 
 
