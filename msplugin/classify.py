@@ -16,7 +16,15 @@ from typing import Final, Literal, NamedTuple
 
 from msplugin._types import TrxKind
 
-__all__ = ["CLASSIFIERS", "Classification", "Route", "classify", "first_keyword", "query_is_select"]
+__all__ = [
+    "CLASSIFIERS",
+    "Classification",
+    "Route",
+    "blank",
+    "classify",
+    "first_keyword",
+    "query_is_select",
+]
 
 ClassifierName = Literal["default", "mysqlnd_ms"]
 CLASSIFIERS: Final = ("default", "mysqlnd_ms")
@@ -210,10 +218,10 @@ def _trx_kind(m: re.Match[str]) -> TrxKind:
 
 
 def _count_statements(body: str) -> int:
-    return sum(1 for w in _STATEMENT_STARTS.findall(_blank(body).upper()) if w) or 1
+    return sum(1 for w in _STATEMENT_STARTS.findall(blank(body).upper()) if w) or 1
 
 
-def _blank(body: str) -> str:
+def blank(body: str) -> str:
     """*body* with literals, quoted identifiers and comments replaced by spaces."""
     if "'" in body or '"' in body or "`" in body or "/*" in body or "--" in body or "#" in body:
         return _OPAQUE.sub(" ", body)
@@ -247,7 +255,7 @@ def _skip_leading(sql: str) -> tuple[int, str | None, str, bool]:
 
 
 def _classify_body(body: str) -> Classification:
-    body = _blank(body)
+    body = blank(body)
     if "/*" in body:  # only executable comments survive the blanking
         return _EXECUTABLE
     text = body.upper()
