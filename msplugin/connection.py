@@ -248,7 +248,8 @@ class Connection(PyMySQLSurface):
             raise err.InterfaceError(0, "connection is closed")
         failure: err.OperationalError | None = None
         pinned = self._backends.by_name[core.pinned] if core.pinned is not None else None
-        if pinned is not None and pinned.conn is None:
+        if pinned is not None and pinned.conn is None and core.optimistic is None:
+            # (An optimistic transaction on a replica only read: nothing was lost with it.)
             failure = self._lost_before(pinned, how)
         commit = how == "commit"
         for b in self._backends.by_name.values():

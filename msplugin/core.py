@@ -36,7 +36,8 @@ from msplugin.consistency import (
     wait_sql,
 )
 from msplugin.memo import NO_MEMO, Decided, Memo, MemoTable, StateKey
-from msplugin.routing import AUTOCOMMIT_OFF, NO_TRANSACTION, OPEN, Policy, Target, decide
+from msplugin.optimistic import Caps, Transaction, Verdict, admit
+from msplugin.routing import AUTOCOMMIT_OFF, NO_TRANSACTION, OPEN, Decision, Policy, Target, decide
 from msplugin.state import NOTHING, Effects, Tracker, effects
 from msplugin.stats import Stats, fold_hits
 
@@ -52,6 +53,7 @@ _REMEMBERED_LEVELS: Final = (Level.EVENTUAL, Level.SESSION)
 # A remembered statement's reply is compared on these bits only: the ones learning reads.
 WATCH: Final = IN_TRANS | AUTOCOMMIT | SESSION_STATE_CHANGED
 _CACHE_MAX: Final = 1024
+_NOTHING_KEPT: Final = Transaction("")  # admit()'s view of a transaction not yet started
 
 
 class Reply(NamedTuple):
@@ -93,6 +95,11 @@ class ConnectionCore:
             has_slaves=bool(group.slaves),
         )
         self.sticky = group.trx_stickiness != "disabled"
+        # trx_stickiness optimistic: a transaction whose first statement is a plain read
+        # starts on a replica (msplugin.optimistic); the one open there, or None.
+        self.optimistic_on = group.trx_stickiness == "optimistic" and bool(group.slaves)
+        self.caps = Caps(group.optimistic.max_statements, group.optimistic.max_bytes)
+        self.optimistic: Transaction | None = None
         self.injection = group.global_transaction_id_injection
         # Native GTID tracking, unless a ported mysqlnd_ms config fetches GTIDs with its own SQL.
         self.track_gtids = qos == Level.SESSION and not (
@@ -143,6 +150,7 @@ class ConnectionCore:
             or self.closed
             or self.policy.age is not None
             or self.failed
+            or self.optimistic is not None
             or (tracker is not None and not tracker.quiet())
         ):
             self.memo = NO_MEMO
@@ -197,9 +205,12 @@ class ConnectionCore:
             return found
         c = classify(sql, classifier)  # type: ignore[arg-type]
         d = decide(c, self.policy, key[1], key[2], key[3])
+        if self.optimistic_on and key[1] == AUTOCOMMIT_OFF and d.target is Target.MASTER:
+            d = self._optimistic_start(c, d, sql)
         eff = effects(sql)
         memo_ok = (
-            eff is NOTHING
+            d.stat is not Stat.OPTIMISTIC_STARTED  # its server holds what it keeps: not remembered
+            and eff is NOTHING
             and not c.trx
             and c.statements == 1
             and (
@@ -216,6 +227,53 @@ class ConnectionCore:
                 self._decided.clear()  # literals in the text: cheaper than an LRU
             self._decided[key] = found
         return found
+
+    def _optimistic_start(self, c: Classification, d: Decision, sql: str) -> Decision:
+        """With autocommit off and no transaction open, *sql* (decided *d*: the master) opens
+        one: on a replica if it is a plain read that may run there."""
+        qos = c.qos or self.policy.qos
+        if qos == Level.STRONG or d.stat != Stat.TRX_MASTER_FORCED:
+            return d
+        if admit(_NOTHING_KEPT, sql, self.caps)[0] is not Verdict.STAY:
+            return d
+        return Decision(
+            Target.SLAVE,
+            "autocommit off: the transaction starts on a replica (trx_stickiness optimistic)",
+            Stat.OPTIMISTIC_STARTED,
+            qos,
+        )
+
+    def started_on_master(self, master: str) -> None:
+        """A read routed to start an optimistic transaction (and counted so) runs on
+        *master* instead: it is counted as the master's."""
+        counts = self.counts
+        counts[Stat.OPTIMISTIC_STARTED] -= 1
+        counts[Stat.USE_SLAVE] -= 1
+        counts[Stat.TRX_MASTER_FORCED] += 1
+        counts[Stat.USE_MASTER] += 1
+        self.wrote = True  # as routed() has it for any statement on the master
+        self.last_used = master
+
+    def optimistic_began(self, name: str) -> None:
+        """The first read of an optimistic transaction ran on replica *name*."""
+        self.optimistic = Transaction(name)
+        self.pinned = name
+        self.moved()
+
+    def optimistic_over(self, stat: Stat | None) -> None:
+        """The optimistic transaction left its replica (rolled back there); *stat* counts how
+        it ended (None: it moves to the master, where nothing is open yet)."""
+        self.optimistic = None
+        self.pinned = None
+        if stat is not None:
+            self.counts[stat] += 1
+        self.moved()
+
+    def optimistic_moved(self, master: str) -> None:
+        """The optimistic transaction's reads ran again on *master*, which now holds it."""
+        self.pinned = master
+        self.last_used = master
+        self.moved()
 
     def remember(
         self,
@@ -363,6 +421,14 @@ class ConnectionCore:
         return committed
 
     def _learn_transaction(self, c: Classification, name: str, status: int, master: bool) -> None:
+        if self.optimistic is not None:
+            # Held on its replica whatever the status says (a read of no table opens nothing
+            # there); only COMMIT or ROLLBACK ends it.
+            if c.trx == TrxKind.END:
+                self.optimistic = None
+                self.pinned = None
+                self.counts[Stat.OPTIMISTIC_COMPLETED_ON_REPLICA] += 1
+            return
         if c.trx == TrxKind.XA_BEGIN:
             self.xa = True
         if c.trx in (TrxKind.END, TrxKind.XA_END):
@@ -461,6 +527,9 @@ class ConnectionCore:
     def ended(self) -> None:
         """commit(), rollback(), close() or autocommit(True) ended any open transaction."""
         self.xa = False
+        if self.optimistic is not None:
+            self.optimistic_over(Stat.OPTIMISTIC_COMPLETED_ON_REPLICA)
+            return
         if self.closed:
             self.pinned = None
             self.moved()
@@ -478,6 +547,9 @@ class ConnectionCore:
         if value:
             self.pinned = None  # switching autocommit on commits what was open
             self.xa = False
+            if self.optimistic is not None:
+                self.optimistic = None
+                self.counts[Stat.OPTIMISTIC_COMPLETED_ON_REPLICA] += 1
         self.moved()
 
     def lost(self, name: str) -> None:
@@ -507,6 +579,7 @@ class ConnectionCore:
     def reopened(self) -> None:
         """connect() after close(): new sessions, nothing of the old ones is left."""
         self.closed = False
+        self.optimistic = None
         self.failed.clear()
         if self.tracker is not None:
             self.tracker = Tracker(self.tracker.mode, tuple(self.roles))

@@ -24,7 +24,8 @@ import pymysql
 import pymysql.cursors
 from pymysql import err
 
-from msplugin import gtid_reads, recovery
+from msplugin import gtid_reads, recovery, replay
+from msplugin._types import Role, Stat
 from msplugin.classify import cut_sql
 from msplugin.filters import record_latency
 from msplugin.health import down as _down
@@ -170,6 +171,12 @@ class Cursor:
     def _routed(self, query: str, args: Any, picked: Backend | None = None) -> int:
         """Route *query* the full way, run it, and recover from a failure. The caller holds
         the connection's token."""
+        if self._core.optimistic is not None:
+            return replay.execute(self, query, args)
+        return self._run_routed(query, args, picked)
+
+    def _run_routed(self, query: str, args: Any, picked: Backend | None = None) -> int:
+        """_routed() with no optimistic transaction open on a replica."""
         step = self._router.route(query, picked)
         try:
             cur = self._cursor_for(step.backend)
@@ -178,6 +185,8 @@ class Cursor:
             return self._run_again(exc, args, self._current, step)
 
     def _run(self, step: Step, cur: pymysql.cursors.Cursor, args: Any) -> int:
+        if step.decided.d.stat is Stat.OPTIMISTIC_STARTED and step.backend.role == Role.SLAVE:
+            return replay.start(self, step, args)  # the replica keeps what it answers
         self._current = cur
         if step.check is not None:
             return self._execute_checked(step, cur, args)
@@ -262,7 +271,8 @@ class Cursor:
         conn = self.connection
         conn._enter()
         try:
-            step = self._router.route(query)
+            replay.settle(self, "executemany() runs on the master")
+            step = replay.not_optimistic(self, self._router.route(query), "executemany()")
             if step.check is not None:
                 # A session read that would need a per-execution check: the master has the data.
                 step = gtid_reads.session_fallback(self._router, step)
@@ -278,6 +288,7 @@ class Cursor:
         conn = self.connection
         conn._enter()
         try:
+            replay.settle(self, "a procedure call runs on the master")
             step = self._router.route("CALL")
             return self._run_once(
                 step,

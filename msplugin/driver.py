@@ -39,6 +39,7 @@ __all__ = [
     "max_allowed_packet",
     "not_sent",
     "peer_closed",
+    "result_facts",
 ]
 
 Address = tuple[str, int, str]  # host, port, socket: a server, whoever connects to it
@@ -234,6 +235,12 @@ def peer_closed(conn: Any) -> bool:
         return bool(cached[1].poll(0))
     except (OSError, ValueError):
         return True
+
+
+def result_facts(cur: Any) -> tuple[Any, Any, int, int | None, int]:
+    """What a buffered cursor's last result is made of: description, rows (PyMySQL's own
+    buffer, read before the application fetches any), affected rows, insert id, warnings."""
+    return cur.description, cur._rows, cur.rowcount, cur.lastrowid, cur.warning_count
 
 
 def max_allowed_packet(params: dict[str, Any]) -> int | None:

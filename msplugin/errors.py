@@ -36,6 +36,7 @@ __all__ = [
     "NoBackendAvailable",
     "NotSupportedError",
     "OperationalError",
+    "OptimisticConflict",
     "PoolTimeout",
     "ProgrammingError",
     "RoutingError",
@@ -48,6 +49,8 @@ __all__ = [
 # PyMySQL's client error code for "cannot connect to the server"; 0 is PyMySQL's code for an
 # error raised by the client with no server error behind it.
 CR_CONN_HOST_ERROR: Final = 2003
+# The server's deadlock code: an optimistic conflict is retried as a deadlock is.
+ER_LOCK_DEADLOCK: Final = 1213
 
 
 class _Coded:
@@ -109,6 +112,21 @@ class PoolTimeout(_Coded, OperationalError):
     """No pooled connection came free within the pool's ``queue_timeout``; nothing was sent."""
 
     __module__ = "msplugin"
+
+
+class OptimisticConflict(_Coded, OperationalError):
+    """An optimistic transaction moved from a replica to the master, and a read it had made
+    answered differently there: the transaction was rolled back; run it again.
+
+    ``args[0]`` is 1213 (ER_LOCK_DEADLOCK) and ``sqlstate`` is "40001", so code that retries
+    deadlocks retries this too. The connection stays usable."""
+
+    __module__ = "msplugin"
+    errno = ER_LOCK_DEADLOCK
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.sqlstate = "40001"  # what the server gives a deadlock: serialization failure
 
 
 class StateDivergenceWarning(UserWarning):

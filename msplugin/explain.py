@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING
 
 from msplugin import health
 from msplugin._types import Level, Role
-from msplugin.classify import Classification
+from msplugin.classify import Classification, classify
 from msplugin.memo import Decided
+from msplugin.optimistic import Transaction, Verdict, admit
 from msplugin.router import fixed_by
 from msplugin.routing import Decision, Explanation, Target
 
@@ -21,10 +22,26 @@ __all__ = ["explain"]
 
 def explain(router: Router, sql: str) -> Explanation:
     """Where *sql* would run on *router*'s connection now, and why."""
+    if router.core.optimistic is not None:
+        return _optimistic(router, sql, router.core.optimistic)
     decided = router.core.decided(sql, router.classifier)
     if router.custom:
         router.filter_context(sql, decided.d.target)  # what the filters leave, as at run time
     return _with_state(router, sql, decided, _target(router, decided.c, decided.d))
+
+
+def _optimistic(router: Router, sql: str, trx: Transaction) -> Explanation:
+    """*sql* in the optimistic transaction open on a replica (msplugin.optimistic)."""
+    c = classify(sql, router.classifier)
+    verdict, why = admit(trx, sql, router.core.caps)
+    reason = trx.reason(verdict, why)
+    if verdict is Verdict.MOVE:
+        if trx.kept:
+            reason += f"; its {len(trx.kept)} kept read(s) run again there first"
+        return _master(router, c, reason)
+    if verdict is Verdict.CONFLICT:
+        reason += ": it would raise OptimisticConflict"
+    return Explanation(c.route, "slave", trx.replica, reason)
 
 
 def _target(router: Router, c: Classification, d: Decision) -> Explanation:

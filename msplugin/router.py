@@ -112,7 +112,10 @@ class Router:
         plain = decided.memo_ok and not self.custom
         if self.custom:
             self.filter_context(query, target)
-        if target is Target.SLAVE:
+        if stat is Stat.OPTIMISTIC_STARTED:
+            backend, reason, stat, check = self._optimistic_start(d, c)
+            plain = False
+        elif target is Target.SLAVE:
             backend, reason, check, simple = self._slave_target(d, c, picked)
             # A session read is remembered wherever it went: it is routed again at each run.
             session = d.consistency == Level.SESSION
@@ -166,6 +169,26 @@ class Router:
         if c.read:  # session, nothing to filter
             return *session_backend(self, d, self.slave_names), True
         return *self.read_backend(d, c), True
+
+    def _optimistic_start(
+        self, d: Decision, c: Classification
+    ) -> tuple[Backend, str, str, str | None]:
+        """The replica an optimistic transaction starts on, or the master when none may
+        serve it: (backend, reason, statistic, the GTID check the replica must pass first).
+        Under session consistency the replica is chosen as for a session read."""
+        candidates, _ = self.backends.eligible(d, self.allowed_slaves())
+        if candidates:
+            if d.consistency == Level.SESSION:
+                backend, reason, check = session_backend(self, d, candidates)
+            else:
+                backend, reason, check = self.backends.slave(candidates), d.reason, None
+            if backend.role == Role.SLAVE:
+                return backend, reason, d.stat, check
+            why = reason
+        else:
+            why = self.no_replica(d)
+        master = self.backends.master() if self._allowed is None else self.allowed_master()
+        return master, f"{why}: the transaction runs on the master", "trx_master_forced", None
 
     def held(self, c: Classification) -> Backend:
         """The backend holding the open transaction, or a clear error if it was lost."""

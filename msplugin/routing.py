@@ -78,18 +78,23 @@ def decide(
     """Decide the target for classification *c* under *policy* and the connection's state.
 
     Order: an open transaction pins to its backend (unless trx_stickiness is "disabled"), and
-    a transaction that starts now goes to the master, or with trx_stickiness "on" a read-only
-    one to a slave; then SQL hints; then the service level (strong: the master); then the
+    a transaction that starts now goes to the master, or with trx_stickiness "on" or
+    "optimistic" a read-only one to a slave (the core sends an optimistic one's first read
+    to a replica); then SQL hints; then the service level (strong: the master); then the
     classifier, with master_on_write and "no slaves" sending reads to the master.
     """
     sticky = policy.trx_stickiness != "disabled"
     if sticky and trx == OPEN:
         ignored = f"; {c.reason} ignored" if c.hinted else ""
         return Decision(Target.TRANSACTION, f"transaction open{ignored}", "trx_master_forced")
-    if sticky and c.trx == TrxKind.BEGIN_RO and policy.trx_stickiness == "on" and policy.has_slaves:
+    if (
+        c.trx == TrxKind.BEGIN_RO
+        and policy.trx_stickiness in ("on", "optimistic")
+        and policy.has_slaves
+    ):
         return Decision(
             Target.SLAVE,
-            "read-only transaction runs on one slave (trx_stickiness on)",
+            f"read-only transaction runs on one slave (trx_stickiness {policy.trx_stickiness})",
             "trx_read_only_slave",
             "eventual",
         )

@@ -71,7 +71,10 @@ class FakeServer:
     gtid_seq: int = 0  # master: the last GTID's sequence number (domain 0, server 1)
     applied: int = 0  # replica: the master's sequence number applied here
     log: list[str] = field(default_factory=list)  # statements as received (msplugin's too)
+    # A SELECT containing a key is answered with its rows (else the server's id).
+    answers: dict[str, tuple[tuple[Any, ...], ...]] = field(default_factory=dict)
     connects: int = 0
+    connections: list[FakeConnection] = field(default_factory=list)  # every one opened
     _next: list[tuple[str, int, str]] = field(default_factory=list)  # (how, errno, message)
 
     def fail_next(self, errno: int, message: str) -> None:
@@ -106,7 +109,9 @@ class FakeServers:
         if server.down:
             raise err.OperationalError(2003, f"Can't connect to MySQL server: {server.down}")
         server.connects += 1
-        return FakeConnection(server, params)
+        conn = FakeConnection(server, params)
+        server.connections.append(conn)
+        return conn
 
 
 class FakeConnection:
@@ -184,6 +189,9 @@ class FakeConnection:
         wait = _WAIT.search(sql)
         if wait is not None:
             return Result(rows=((0 if self.server.applied >= int(wait.group(3)) else -1,),))
+        for key, rows in self.server.answers.items():
+            if key in sql:
+                return Result(rows=rows)
         return Result(rows=((self.server.server_id,),))
 
     def _write(self) -> Result:

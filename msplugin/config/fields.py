@@ -21,6 +21,7 @@ __all__ = [
     "FAILOVER_FIELDS",
     "GROUP_FIELDS",
     "GTID_FIELDS",
+    "OPTIMISTIC_FIELDS",
     "POOLING_FIELDS",
     "QUARANTINE_FIELDS",
     "SECTIONS",
@@ -139,6 +140,7 @@ GROUP_FIELDS: Final = (
         "disabled",
         "master",
         "on",
+        "optimistic",
     ),
     _flag("multi_master", False, "allow several masters"),
     Field("server_charset", Kind.CHARSET, None, "character set of every backend connection"),
@@ -211,6 +213,25 @@ POOLING_FIELDS: Final = (
     _flag("pre_ping", False, "ping a connection before handing it out"),
 )
 
+OPTIMISTIC_FIELDS: Final = (
+    Field(
+        "max_statements",
+        Kind.INTEGER,
+        100,
+        "statements an optimistic transaction keeps for its replay",
+        lo=1,
+        hi=100_000,
+    ),
+    Field(
+        "max_bytes",
+        Kind.INTEGER,
+        1 << 20,
+        "result bytes an optimistic transaction digests",
+        lo=1024,
+        hi=1 << 30,
+    ),
+)
+
 # The group keys whose value is an object checked by a table, and that table.
 SECTIONS: Final[Mapping[str, tuple[Field, ...]]] = {
     "failover": FAILOVER_FIELDS,
@@ -218,6 +239,7 @@ SECTIONS: Final[Mapping[str, tuple[Field, ...]]] = {
     "global_transaction_id_injection": GTID_FIELDS,
     "quarantine": QUARANTINE_FIELDS,
     "pooling": POOLING_FIELDS,
+    "optimistic": OPTIMISTIC_FIELDS,
 }
 
 

@@ -40,6 +40,7 @@ from msplugin.config.model import (
     FailoverConfig,
     GroupConfig,
     GtidInjectionConfig,
+    OptimisticConfig,
     PoolingConfig,
     QuarantineConfig,
     ServerConfig,
@@ -246,6 +247,7 @@ _SECTION_CLASSES: Final[dict[str, Any]] = {
     "global_transaction_id_injection": GtidInjectionConfig,
     "quarantine": QuarantineConfig,
     "pooling": PoolingConfig,
+    "optimistic": OptimisticConfig,
 }
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "FilterConfig",
     "GroupConfig",
     "GtidInjectionConfig",
+    "OptimisticConfig",
     "PoolingConfig",
     "QuarantineConfig",
     "ServerConfig",
@@ -37,7 +38,7 @@ __all__ = [
 CONFIG_ENV: Final = "MSPLUGIN_CONFIG"
 DEFAULT_CONFIG_FILE: Final = "msplugin.json"
 
-TrxStickiness = Literal["disabled", "master", "on"]
+TrxStickiness = Literal["disabled", "master", "on", "optimistic"]
 FailoverStrategy = Literal["disabled", "master", "loop_before_master"]
 Classifier = Literal["default", "mysqlnd_ms"]
 SessionStateMode = Literal["off", "warn", "sync"]
@@ -126,6 +127,12 @@ class QuarantineConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class OptimisticConfig:
+    max_statements: int = 100  # statements kept for the replay; past it: move or conflict
+    max_bytes: int = 1 << 20  # result bytes digested; past it: move or conflict
+
+
+@dataclass(frozen=True, slots=True)
 class PoolingConfig:
     enabled: bool = True
     max_size: int = 25
@@ -159,6 +166,7 @@ class GroupConfig:
     global_transaction_id_injection: GtidInjectionConfig | None = None
     quarantine: QuarantineConfig = QuarantineConfig()
     pooling: PoolingConfig = PoolingConfig()
+    optimistic: OptimisticConfig = OptimisticConfig()
     replica_status_interval: float = 1.0
     # Seconds a replica may go without both replication threads running before reads avoid
     # it; None: reads never avoid it for that.

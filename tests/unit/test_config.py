@@ -135,7 +135,7 @@ BAD_CASES = [
     ),
     (
         {"trx_stickiness": "sometimes"},
-        "myapp.trx_stickiness: expected one of 'disabled', 'master', 'on', got \"sometimes\"",
+        "myapp.trx_stickiness: expected one of 'disabled', 'master', 'on', 'optimistic', got \"sometimes\"",
     ),
     ({"classifier": "smart"}, "myapp.classifier: expected one of 'default', 'mysqlnd_ms'"),
     ({"lazy_connections": "maybe"}, "myapp.lazy_connections: expected a boolean"),

@@ -1,0 +1,281 @@
+"""Optimistic transactions through the facade, over the fake driver: where each statement of
+a transaction runs, what the master receives when it moves, and when it conflicts. What the
+server does with them (snapshots, read-only replicas) is tested in tests/integration."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fakes import Connect, FakeServers, received, where
+
+import msplugin
+
+ROWS = ((1, "a"),)
+
+
+@pytest.fixture
+def same(servers: FakeServers) -> FakeServers:
+    """Every server answers ``FROM t`` alike: replicas are up to date."""
+    for name in ("master_0", "slave_0", "slave_1"):
+        servers[name].answers["FROM t"] = ROWS
+    return servers
+
+
+def optimistic(connect: Connect, **keys: Any) -> msplugin.Connection:
+    return connect(autocommit=False, trx_stickiness="optimistic", **keys)
+
+
+def test_a_unit_of_work_that_only_reads_runs_on_a_replica(
+    connect: Connect, same: FakeServers
+) -> None:
+    seen = []
+    with optimistic(connect) as conn:
+        for _ in range(3):
+            seen.append(where(conn, "SELECT v FROM t WHERE id = 1", "SELECT v FROM t"))
+            conn.commit()
+        stats = conn.stats()
+    # Each transaction stays on the replica it started on, and the next one picks anew.
+    assert seen == [["slave_0"] * 2, ["slave_1"] * 2, ["slave_0"] * 2]
+    assert received(same, "master_0", "FROM t") == []
+    assert stats["optimistic_started"] == 3
+    assert stats["optimistic_completed_on_replica"] == 3
+    assert stats["optimistic_replayed"] == stats["optimistic_conflicts"] == 0
+    # The replica sessions run with autocommit off (as the application's): the read opens
+    # the transaction, no START TRANSACTION is sent.
+    assert received(same, "slave_0", "START TRANSACTION") == []
+
+
+def test_the_reads_of_one_transaction_stay_on_its_replica(
+    connect: Connect, same: FakeServers
+) -> None:
+    with optimistic(connect) as conn:
+        assert where(conn, "SELECT v FROM t", "SELECT v FROM t", "SELECT 1") == ["slave_0"] * 3
+        conn.commit()
+        assert where(conn, "SELECT v FROM t", "SELECT v FROM t") == ["slave_1"] * 2
+        conn.rollback()
+        assert received(same, "slave_0", "COMMIT") == ["COMMIT"]
+        assert received(same, "slave_1", "ROLLBACK") == ["ROLLBACK"]
+
+
+def test_a_write_moves_the_transaction_its_reads_run_again_on_the_master(
+    connect: Connect, same: FakeServers
+) -> None:
+    with optimistic(connect) as conn:
+        cur = conn.cursor()
+        cur.execute("SELECT v FROM t WHERE id = %s", (1,))
+        assert cur.fetchall() == list(ROWS)
+        assert conn.last_used is not None and conn.last_used.name == "slave_0"
+        cur.execute("UPDATE t SET v = 'b' WHERE id = 1")
+        assert conn.last_used.name == "master_0"
+        assert where(conn, "SELECT v FROM t") == ["master_0"]  # the transaction is there now
+        conn.commit()
+        stats = conn.stats()
+    assert same["slave_0"].log[-1] == "ROLLBACK"
+    assert same["master_0"].log[-4:] == [
+        "SELECT v FROM t WHERE id = 1",  # the kept read, run again
+        "UPDATE t SET v = 'b' WHERE id = 1",
+        "SELECT v FROM t",
+        "COMMIT",
+    ]
+    assert stats["optimistic_replayed"] == 1
+    assert stats["optimistic_conflicts"] == stats["optimistic_completed_on_replica"] == 0
+
+
+def test_a_read_the_master_answers_differently_is_a_conflict_and_nothing_is_written(
+    connect: Connect, same: FakeServers
+) -> None:
+    same["master_0"].answers["FROM t"] = ((1, "changed"),)
+    with optimistic(connect) as conn:
+        cur = conn.cursor()
+        cur.execute("SELECT v FROM t WHERE id = 1")
+        with pytest.raises(msplugin.OptimisticConflict) as caught:
+            cur.execute("UPDATE t SET v = 'b' WHERE id = 1")
+        exc = caught.value
+        assert isinstance(exc, msplugin.OperationalError)
+        assert exc.args[0] == 1213 and exc.sqlstate == "40001"
+        assert "read 1 of 1 (SELECT v FROM t WHERE id = 1) answered differently" in str(exc)
+        assert received(same, "master_0", "UPDATE") == []
+        assert same["master_0"].log[-1] == "ROLLBACK"
+        assert conn.stats()["optimistic_conflicts"] == 1
+        # The connection is usable: the retried unit starts afresh.
+        same["master_0"].answers["FROM t"] = ROWS
+        assert where(conn, "SELECT v FROM t WHERE id = 1") == ["slave_1"]
+        cur.execute("UPDATE t SET v = 'b' WHERE id = 1")
+        conn.commit()
+    assert received(same, "master_0", "UPDATE") == ["UPDATE t SET v = 'b' WHERE id = 1"]
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        "UPDATE t SET v = 1",
+        "SELECT NOW()",
+        "/*ms=master*/SELECT v FROM t",
+        "SELECT v FROM t FOR UPDATE",
+    ],
+)
+def test_a_transaction_that_does_not_start_with_a_plain_read_starts_on_the_master(
+    connect: Connect, same: FakeServers, first: str
+) -> None:
+    with optimistic(connect) as conn:
+        assert where(conn, first, "SELECT v FROM t") == ["master_0", "master_0"]
+        assert conn.stats()["optimistic_started"] == 0
+
+
+def test_a_server_dependent_read_moves_the_transaction_before_it_runs(
+    connect: Connect, same: FakeServers
+) -> None:
+    with optimistic(connect) as conn:
+        assert where(conn, "SELECT v FROM t", "SELECT NOW()") == ["slave_0", "master_0"]
+        assert received(same, "slave_0", "NOW()") == []
+        assert conn.stats()["optimistic_replayed"] == 1
+
+
+def test_a_replica_session_in_autocommit_mode_gets_a_read_only_transaction(
+    connect: Connect, same: FakeServers
+) -> None:
+    with optimistic(connect) as conn:
+        where(conn, "SELECT v FROM t")
+        conn.commit()
+        assert received(same, "slave_0", "START TRANSACTION") == []
+        # The session is in autocommit mode (as after a reset): the read alone would open
+        # nothing, so the transaction is started explicitly, read-only.
+        replica = same["slave_0"].connections[-1]
+        replica.autocommit_mode = True
+        replica._status()
+        assert where(conn, "SELECT 1", "SELECT 1") == ["slave_1"] * 2  # the balancer's turn
+        conn.commit()
+        assert where(conn, "SELECT v FROM t") == ["slave_0"]
+        assert received(same, "slave_0", "START TRANSACTION") == ["START TRANSACTION READ ONLY"]
+
+
+def test_set_autocommit_0_in_sql_opens_the_transaction_on_the_master(
+    connect: Connect, same: FakeServers
+) -> None:
+    with connect(trx_stickiness="optimistic") as conn:
+        where(conn, "SET autocommit = 0")  # the master's session holds the transaction now
+        assert where(conn, "SELECT v FROM t") == ["master_0"]
+
+
+def test_over_the_cap_after_reads_the_transaction_conflicts(
+    connect: Connect, same: FakeServers
+) -> None:
+    with optimistic(connect, optimistic={"max_statements": 2}) as conn:
+        where(conn, "SELECT v FROM t", "SELECT v FROM t")
+        with pytest.raises(msplugin.OptimisticConflict, match=r"2 statements kept \(cap 2\)"):
+            conn.cursor().execute("SELECT v FROM t")
+        assert same["slave_0"].log[-1] == "ROLLBACK"
+        assert where(conn, "SELECT v FROM t") == ["slave_1"]  # a new transaction
+
+
+def test_a_replica_lost_mid_transaction_moves_it_without_an_error(
+    connect: Connect, same: FakeServers
+) -> None:
+    with optimistic(connect) as conn:
+        assert where(conn, "SELECT v FROM t WHERE id = 1") == ["slave_0"]
+        same["slave_0"].lose_next()
+        assert where(conn, "SELECT v FROM t WHERE id = 2") == ["master_0"]
+        assert same["master_0"].log[-2:] == [
+            "SELECT v FROM t WHERE id = 1",
+            "SELECT v FROM t WHERE id = 2",
+        ]
+        conn.commit()
+        assert conn.stats()["optimistic_replayed"] == 1
+
+
+def test_a_replica_lost_before_commit_loses_nothing(connect: Connect, same: FakeServers) -> None:
+    with optimistic(connect) as conn:
+        where(conn, "SELECT v FROM t")
+        same["slave_0"].lose_next()
+        conn.cursor().execute("SELECT v FROM t WHERE id = 3")  # moves to the master
+        conn.commit()
+        assert received(same, "master_0", "COMMIT") == ["COMMIT"]
+
+
+@pytest.mark.parametrize("applied", [True, False])
+def test_session_consistency_starts_on_a_replica_that_has_the_writes(
+    connect: Connect, same: FakeServers, applied: bool
+) -> None:
+    qos = {"quality_of_service": {"session_consistency": 1}, "roundrobin": []}
+    with optimistic(connect, filters=qos) as conn:
+        where(conn, "INSERT INTO t VALUES (2)")
+        conn.commit()
+        assert conn.last_gtid() == "0-1-1"
+        if applied:
+            same["slave_0"].applied = 1
+        # The replica is checked first; one that lacks the write leaves it to the master.
+        expected = "slave_0" if applied else "master_0"
+        assert where(conn, "SELECT v FROM t", "SELECT v FROM t") == [expected] * 2
+        assert len(received(same, "slave_0", "MASTER_GTID_WAIT")) == 1
+        stats = conn.stats()
+        assert stats["optimistic_started"] == int(applied)
+        assert stats["gtid_check_failed"] == int(not applied)
+        conn.commit()
+
+
+def test_explain_says_when_and_why_the_transaction_would_move(
+    connect: Connect, same: FakeServers
+) -> None:
+    with optimistic(connect) as conn:
+        first = conn.explain("SELECT v FROM t")
+        assert first.role == "slave" and "starts on a replica" in first.reason
+        where(conn, "SELECT v FROM t")
+        move = conn.explain("UPDATE t SET v = 2")
+        assert move.server == "master_0"
+        assert move.reason == (
+            "optimistic transaction moves from slave_0 to the master: UPDATE is not a read; "
+            "its 1 kept read(s) run again there first"
+        )
+        stay = conn.explain("SELECT v FROM t")
+        assert stay.server == "slave_0"
+        assert received(same, "master_0", "FROM t") == []  # explain() ran nothing
+
+
+def test_executemany_and_callproc_move_the_transaction_first(
+    connect: Connect, same: FakeServers
+) -> None:
+    with optimistic(connect) as conn:
+        where(conn, "SELECT v FROM t")
+        conn.cursor().executemany("SELECT v FROM t WHERE id = %s", [(1,), (2,)])
+        assert received(same, "slave_0", "id =") == []
+        assert received(same, "master_0", "id =") == [
+            "SELECT v FROM t WHERE id = 1",
+            "SELECT v FROM t WHERE id = 2",
+        ]
+        conn.commit()
+        where(conn, "SELECT v FROM t")
+        conn.cursor().callproc("p")
+        assert received(same, "master_0", "CALL") == ["CALL p()"]
+        assert received(same, "slave_1", "CALL") == []
+
+
+def test_an_unbuffered_cursor_starts_the_transaction_on_the_master(
+    connect: Connect, same: FakeServers
+) -> None:
+    import pymysql.cursors
+
+    with optimistic(connect) as conn:
+        cur = conn.cursor(pymysql.cursors.SSCursor)
+        cur.execute("SELECT v FROM t")
+        cur.fetchall()
+        assert conn.last_used is not None and conn.last_used.name == "master_0"
+        stats = conn.stats()
+        assert stats["optimistic_started"] == 0 and stats["use_slave"] == 0
+
+
+def test_read_only_begin_runs_on_a_slave_under_optimistic(
+    connect: Connect, same: FakeServers
+) -> None:
+    with connect(trx_stickiness="optimistic") as conn:
+        conn.begin(read_only=True)
+        assert where(conn, "SELECT v FROM t") == ["slave_0"]
+        conn.commit()
+
+
+def test_autocommit_on_keeps_reads_statement_by_statement(
+    connect: Connect, same: FakeServers
+) -> None:
+    with connect(trx_stickiness="optimistic") as conn:
+        assert where(conn, "SELECT v FROM t", "SELECT v FROM t") == ["slave_0", "slave_1"]
+        assert conn.stats()["optimistic_started"] == 0
