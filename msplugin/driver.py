@@ -239,8 +239,16 @@ def peer_closed(conn: Any) -> bool:
 
 def result_facts(cur: Any) -> tuple[Any, Any, int, int | None, int]:
     """What a buffered cursor's last result is made of: description, rows (PyMySQL's own
-    buffer, read before the application fetches any), affected rows, insert id, warnings."""
-    return cur.description, cur._rows, cur.rowcount, cur.lastrowid, cur.warning_count
+    buffer, read before the application fetches any), affected rows, insert id, warnings.
+
+    Rows come as a tuple of tuples whatever the cursor class (DictCursor keeps a list of
+    dicts), so one result read through two cursor classes gives the same facts."""
+    rows = cur._rows
+    if rows and type(rows[0]) is not tuple:
+        rows = tuple(tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in rows)
+    elif type(rows) is list:
+        rows = tuple(rows)
+    return cur.description, rows, cur.rowcount, cur.lastrowid, cur.warning_count
 
 
 def max_allowed_packet(params: dict[str, Any]) -> int | None:

@@ -70,3 +70,20 @@ def test_peer_closed_sees_a_closed_or_talking_peer() -> None:
         b.close()
         assert driver.peer_closed(SimpleNamespace(_sock=a))
     assert driver.peer_closed(SimpleNamespace(_sock=None))
+
+
+def test_result_facts_are_the_same_whatever_the_cursor_class() -> None:
+    """An optimistic transaction may read through a DictCursor and replay through a plain
+    one: the rows are compared as tuples either way."""
+    description = (("id", 3, None, 11, 11, 0, False), ("v", 253, None, 4, 4, 0, True))
+
+    def cursor(rows: object) -> SimpleNamespace:
+        return SimpleNamespace(
+            description=description, _rows=rows, rowcount=1, lastrowid=0, warning_count=0
+        )
+
+    plain = driver.result_facts(cursor(((1, "a"),)))
+    assert driver.result_facts(cursor([{"id": 1, "v": "a"}])) == plain
+    assert driver.result_facts(cursor([(1, "a")])) == plain
+    assert driver.result_facts(cursor([{"id": 1, "v": "b"}])) != plain
+    assert driver.result_facts(cursor(None))[1] is None
