@@ -17,6 +17,12 @@ Loops (one unit each):
            INSERT on the master and the SELECT on the replica; msplugin adds the GTID check)
   sqla     SQLAlchemy Core: engine.begin(), a SELECT and an UPDATE, committed on leaving the
            block; mysql+msplugin against mysql+pymysql on the master (the same statements)
+  ro       autocommit off: a primary-key SELECT and COMMIT, under trx_stickiness "optimistic"
+           (on a replica) against the same facade under "master" (on the master), and raw
+           PyMySQL on the master
+  rw       autocommit off: SELECT row 1, UPDATE row 2, COMMIT under "optimistic" against
+           "master": the SELECT runs on a replica, then again on the master before the UPDATE
+           (a replayed unit)
 
     python bench/instructions.py child raw|facade KIND N CONFIG GROUP   (the measured child)
 """
@@ -32,7 +38,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import pymysql
 
@@ -45,7 +51,13 @@ KINDS = {
     "unit": "autocommit_off_unit",
     "session": "session_write_read",
     "sqla": "sqlalchemy_core_unit",
+    "ro": "optimistic_read_only_unit",
+    "rw": "optimistic_replayed_unit",
 }
+# Kinds whose facade runs under trx_stickiness "optimistic", measured against "master" too.
+OPTIMISTIC: Final = ("ro", "rw")
+# Kinds that run with autocommit off.
+UNITS: Final = ("unit", "ro", "rw")
 INSERT = "INSERT INTO bench_w (v) VALUES (%s)"
 UPDATE = "UPDATE bench_w SET v = v + 1 WHERE id = %s"
 READ_BACK = "SELECT v FROM bench_w WHERE id = %s"
@@ -62,7 +74,7 @@ def create_write_table(config: str, group: str) -> None:
         cur = c.cursor()
         cur.execute("DROP TABLE IF EXISTS bench_w")
         cur.execute("CREATE TABLE bench_w (id INT AUTO_INCREMENT PRIMARY KEY, v INT)")
-        cur.execute("INSERT INTO bench_w (v) VALUES (0)")
+        cur.execute("INSERT INTO bench_w (v) VALUES (0), (0)")
 
 
 def _loop(kind: str, n: int, cur: Any, commit: Callable[[], None], reader: Any) -> None:
@@ -77,10 +89,21 @@ def _loop(kind: str, n: int, cur: Any, commit: Callable[[], None], reader: Any) 
             cur.fetchall()
         elif kind == "insert":
             cur.execute(INSERT, (i,))
+        elif kind == "ro":
+            cur.execute(READ_BACK, (1,))
+            cur.fetchall()
+            commit()
         elif kind == "unit":
             cur.execute(READ_BACK, (1,))
             cur.fetchall()
             cur.execute(UPDATE, (1,))
+            commit()
+        elif kind == "rw":
+            # Reads row 1, writes row 2: a read of the row this connection just wrote would
+            # find the replica behind and end in a conflict (the rule, not the cost).
+            cur.execute(READ_BACK, (1,))
+            cur.fetchall()
+            cur.execute(UPDATE, (2,))
             commit()
         else:
             cur.execute(INSERT, (i,))
@@ -121,7 +144,7 @@ def _child(mode: str, kind: str, n: int, config: str, group: str) -> None:
         _sqla_child(mode, n, config, group)
         return
 
-    autocommit = kind != "unit"
+    autocommit = kind not in UNITS
     facade = msplugin.connect(group, config=config, autocommit=autocommit)
     if kind == "session":
         facade.set_qos("session")
@@ -143,6 +166,9 @@ def _child(mode: str, kind: str, n: int, config: str, group: str) -> None:
         commit = raw.commit
         reader = raw_connect(slave).cursor() if kind == "session" else cur
     _loop(kind, WARM + n, cur, commit, reader)
+    if mode == "facade" and kind in OPTIMISTIC:
+        stats = facade.stats()
+        print(json.dumps({k: v for k, v in stats.items() if k.startswith("optimistic_")}))
     if mode == "facade" and kind == "session":
         # Where the reads went: the figure depends on it, and on how fast the replicas
         # apply writes under valgrind (a checked read costs a second result set).
@@ -177,6 +203,36 @@ def _quiet(config: str, group: str, directory: str) -> str:
     return str(path)
 
 
+def round_trips(config: str, group: str, units: int = 50) -> dict[str, float]:
+    """Statements sent per unit (COM_QUERY packets, COMMIT and ROLLBACK included) of the ro
+    and rw loops under "master" and "optimistic": what a replayed unit adds."""
+    counted = [0]
+    original = pymysql.connections.Connection._execute_command
+
+    def counting(self: Any, command: int, sql: Any) -> Any:
+        counted[0] += 1
+        return original(self, command, sql)
+
+    import msplugin
+
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        quiet = _quiet(config, group, tmp)
+        for name, cfg in (("master", quiet), ("optimistic", _optimistic(quiet, group))):
+            for kind in OPTIMISTIC:
+                with msplugin.connect(group, config=cfg, autocommit=False) as facade:
+                    cur = facade.cursor()
+                    _loop(kind, 5, cur, facade.commit, cur)  # connected, warm
+                    pymysql.connections.Connection._execute_command = counting  # type: ignore[method-assign]
+                    counted[0] = 0
+                    try:
+                        _loop(kind, units, cur, facade.commit, cur)
+                    finally:
+                        pymysql.connections.Connection._execute_command = original  # type: ignore[method-assign]
+                    out[f"{kind}_{name}"] = counted[0] / units
+    return out
+
+
 def instructions(config: str, group: str, kinds: tuple[str, ...] = tuple(KINDS)) -> dict[str, Any]:
     if shutil.which("valgrind") is None:
         return {"skipped": "valgrind is not installed (Debian: apt-get install valgrind)"}
@@ -185,19 +241,39 @@ def instructions(config: str, group: str, kinds: tuple[str, ...] = tuple(KINDS))
         return _instructions(_quiet(config, group, tmp), group, kinds)
 
 
+def _optimistic(config: str, group: str) -> str:
+    """*config* with trx_stickiness "optimistic"."""
+    data = json.loads(Path(config).read_text())
+    data[group]["trx_stickiness"] = "optimistic"
+    path = Path(config).with_name("optimistic.json")
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
 def _instructions(config: str, group: str, kinds: tuple[str, ...]) -> dict[str, Any]:
     out: dict[str, Any] = {"statements": LARGE - SMALL}
+    optimistic = _optimistic(config, group)
     for kind in kinds:
         per: dict[str, float] = {}
-        for mode in ("raw", "facade"):
-            large, printed = _count(mode, kind, LARGE, config, group)
-            small, _ = _count(mode, kind, SMALL, config, group)
+        modes = {"raw": config, "facade": config}
+        if kind in OPTIMISTIC:
+            # "master": the same facade under trx_stickiness master, the figure's baseline.
+            modes = {"raw": config, "master": config, "facade": optimistic}
+        for mode, cfg in modes.items():
+            child = "facade" if mode == "master" else mode
+            large, printed = _count(child, kind, LARGE, cfg, group)
+            small, _ = _count(child, kind, SMALL, cfg, group)
             per[mode] = (large - small) / (LARGE - SMALL)
         out[KINDS[kind]] = {
             "raw_pymysql_per_stmt": per["raw"],
             "msplugin_per_stmt": per["facade"],
             "ratio": per["facade"] / per["raw"],
         }
+        if kind in OPTIMISTIC:
+            out[KINDS[kind]]["master_per_stmt"] = per["master"]
+            out[KINDS[kind]]["ratio_to_master"] = per["facade"] / per["master"]
+        if kind in OPTIMISTIC and printed:  # the facade's units in its LARGE run
+            out[KINDS[kind]]["units"] = json.loads(printed)
         if kind == "session":  # the facade's reads in its LARGE run (WARM included)
             out[KINDS[kind]]["reads"] = {"total": WARM + LARGE, **json.loads(printed)}
     return out

@@ -98,8 +98,11 @@ class ConnectionCore:
         # trx_stickiness optimistic: a transaction whose first statement is a plain read
         # starts on a replica (msplugin.optimistic); the one open there, or None.
         self.optimistic_on = group.trx_stickiness == "optimistic" and bool(group.slaves)
-        self.caps = Caps(group.optimistic.max_statements, group.optimistic.max_bytes)
+        self.caps = Caps(group.optimistic.max_statements, group.optimistic.max_rows)
         self.optimistic: Transaction | None = None
+        # An optimistic transaction ended in a conflict: the next one (most likely its retry)
+        # starts on the master, so a retry loop ends even while the replicas lag behind.
+        self.after_conflict = False
         self.injection = group.global_transaction_id_injection
         # Native GTID tracking, unless a ported mysqlnd_ms config fetches GTIDs with its own SQL.
         self.track_gtids = qos == Level.SESSION and not (
@@ -267,6 +270,7 @@ class ConnectionCore:
         self.pinned = None
         if stat is not None:
             self.counts[stat] += 1
+            self.after_conflict = stat is Stat.OPTIMISTIC_CONFLICTS
         self.moved()
 
     def optimistic_moved(self, master: str) -> None:

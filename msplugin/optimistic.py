@@ -1,21 +1,20 @@
 """Optimistic transactions: the pure rules (trx_stickiness "optimistic", not yet configurable).
 
 A transaction whose first statement is a plain read starts on a replica as a read-only
-transaction. Its statements are kept, each with a digest of its result. At the first statement
-that is not a plain read, the replica transaction is rolled back, the transaction starts on the
-master, the kept statements run again there, and their digests must be equal one by one: then
+transaction. Its statements are kept, each with its result. At the first statement that is not
+a plain read, the replica transaction is rolled back, the transaction starts on the master, the
+kept statements run again there, and their results must be equal one by one: then
 the transaction goes on on the master and the application sees nothing; else it ends with a
 conflict that the application retries like a deadlock.
 
-This module decides; it sends nothing. The edge runs the statements, digests each reply with
-``digest()`` or ``error_digest()``, asks ``admit()`` before each statement and ``first_difference()``
-after a replay.
+This module decides; it sends nothing. The edge runs the statements, takes each reply's
+``outcome()`` or ``error_outcome()``, asks ``admit()`` before each statement, and compares the
+outcomes of a replay with the kept ones.
 """
 
 from __future__ import annotations
 
 import enum
-import hashlib
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -31,10 +30,9 @@ __all__ = [
     "Verdict",
     "admit",
     "differs_by_server",
-    "digest",
-    "error_digest",
-    "first_difference",
+    "error_outcome",
     "keep",
+    "outcome",
 ]
 
 
@@ -49,19 +47,23 @@ class Verdict(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Caps:
-    """Bounds on what an optimistic transaction keeps (statements, and result bytes digested)."""
+    """Bounds on what an optimistic transaction keeps: statements, and the rows of their results."""
 
     statements: int = 100
-    bytes: int = 1 << 20
+    rows: int = 10_000
+
+
+# (description, rows, affected rows, insert id, warnings): see outcome().
+Outcome = tuple[Any, Any, Any, Any, int]
 
 
 @dataclass(frozen=True, slots=True)
 class Kept:
-    """A statement that ran on the replica: its text, its arguments, its result's digest."""
+    """A statement that ran on the replica: its text, its arguments, its result (outcome())."""
 
     query: str
     args: Any
-    digest: bytes
+    result: Outcome
 
 
 @dataclass(slots=True)
@@ -70,7 +72,7 @@ class Transaction:
 
     replica: str
     kept: list[Kept] = field(default_factory=list)
-    size: int = 0  # bytes of the digested results so far
+    rows: int = 0  # rows of the kept results so far
 
     def reason(self, verdict: Verdict, why: str) -> str:
         """The routing log's and explain()'s words for *verdict*."""
@@ -142,7 +144,7 @@ def admit(trx: Transaction, sql: str, caps: Caps) -> tuple[Verdict, str]:
     why = differs_by_server(sql)
     if why is not None:
         return Verdict.MOVE, why
-    if len(trx.kept) >= caps.statements or trx.size >= caps.bytes:
+    if len(trx.kept) >= caps.statements or trx.rows >= caps.rows:
         return _over_cap(trx, caps)
     return Verdict.STAY, c.reason
 
@@ -151,45 +153,34 @@ def _over_cap(trx: Transaction, caps: Caps) -> tuple[Verdict, str]:
     what = (
         f"{len(trx.kept)} statements kept (cap {caps.statements})"
         if len(trx.kept) >= caps.statements
-        else f"{trx.size} result bytes kept (cap {caps.bytes})"
+        else f"{trx.rows} result rows kept (cap {caps.rows})"
     )
     # Nothing kept yet: nothing was read, so moving costs no replay and risks no conflict.
     return (Verdict.MOVE if not trx.kept else Verdict.CONFLICT), what
 
 
-def keep(trx: Transaction, query: str, args: Any, result: tuple[bytes, int]) -> None:
-    """*query* ran on the replica and *result* is ``digest()``'s answer: keep it."""
-    trx.kept.append(Kept(query, args, result[0]))
-    trx.size += result[1]
+def keep(trx: Transaction, query: str, args: Any, result: Outcome) -> None:
+    """*query* ran on the replica and answered *result* (``outcome()``): keep it."""
+    trx.kept.append(Kept(query, args, result))
+    rows = result[1]
+    if rows:
+        trx.rows += len(rows)
 
 
-def digest(
+def outcome(
     description: Any, rows: Any, affected: int, insert_id: int | None, warnings: int
-) -> tuple[bytes, int]:
-    """A result's digest and its size in bytes: the columns' names and types in order, the
-    rows in order, affected rows, insert id and warnings (status flags excluded: they differ
-    by server, a read-only transaction on one and a read-write one on the other).
+) -> Outcome:
+    """What a replay must find equal: the columns (names, types, sizes) in order, the rows in
+    order, affected rows, insert id and warnings; not the status flags, which differ by
+    server (a transaction read-only on one, read-write on the other).
 
-    ``repr()`` of the values PyMySQL returns (int, float, str, bytes, Decimal, dates, None)
-    is exact (floats round-trip) and unambiguous (strings are quoted and escaped), so equal
-    digests mean equal results up to BLAKE2b collisions; ``hash()`` would not do (hash(-1)
-    equals hash(-2))."""
-    columns = None if description is None else tuple((d[0], d[1]) for d in description)
-    text = repr((columns, rows, affected, insert_id, warnings)).encode("utf-8", "surrogatepass")
-    return hashlib.blake2b(text, digest_size=16).digest(), len(text)
+    Kept as values, not hashed, and compared with ``==``: the same column type gives the
+    same Python type on both servers, so equal values are equal results, exactly (a digest
+    would cost more than the comparison: ``repr()`` alone about 18k instructions a row).
+    *rows* is a tuple of tuples (msplugin.driver.result_facts)."""
+    return (description, rows, affected, insert_id, warnings)
 
 
-def error_digest(errno: int, message: str) -> tuple[bytes, int]:
-    """The digest of an error reply: its code and message."""
-    text = repr(("error", errno, message)).encode("utf-8", "surrogatepass")
-    return hashlib.blake2b(text, digest_size=16).digest(), len(text)
-
-
-def first_difference(kept: list[Kept], replayed: list[bytes]) -> int | None:
-    """The index of the first kept statement whose replayed digest differs, or None when the
-    master answered every kept statement as the replica did. A replay cut short (fewer
-    digests) differs at its end."""
-    for i, k in enumerate(kept):
-        if i >= len(replayed) or replayed[i] != k.digest:
-            return i
-    return None
+def error_outcome(errno: int, message: str) -> Outcome:
+    """The outcome of an error reply: its code and message."""
+    return ("error", None, errno, message, 0)

@@ -2,7 +2,7 @@
 
 msplugin.optimistic decides what each statement of an optimistic transaction does; these
 functions do it with the facade cursor's connections: run the first read on the replica and
-keep its result's digest, keep each further read, and when a statement must run on the master
+keep its result, keep each further read, and when a statement must run on the master
 roll the replica back, run the kept reads again on the master and compare. They take the
 facade cursor, as msplugin.recovery takes the router.
 """
@@ -20,7 +20,7 @@ from msplugin._types import Role, Stat
 from msplugin.classify import cut_sql
 from msplugin.core import AUTOCOMMIT
 from msplugin.errors import OptimisticConflict
-from msplugin.optimistic import Transaction, Verdict, admit, digest, error_digest, keep
+from msplugin.optimistic import Outcome, Transaction, Verdict, admit, error_outcome, keep, outcome
 from msplugin.step import Step
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ def start(cursor: Cursor, step: Step, args: Any) -> int:
     router.core.optimistic_began(backend.name)
     trx = router.core.optimistic
     assert trx is not None
-    keep(trx, step.sql, args, _digest(cur))
+    keep(trx, step.sql, args, _outcome(cur))
     return result
 
 
@@ -118,10 +118,10 @@ def _stay(cursor: Cursor, trx: Transaction, replica: Backend, query: str, args: 
             router.backends.lost(replica, exc)
             move(cursor, trx, f"the connection to {replica.info} was lost")
             return cursor._run_routed(query, args)
-        keep(trx, query, args, error_digest(exc.args[0], str(exc.args[-1])))
+        keep(trx, query, args, error_outcome(exc.args[0], str(exc.args[-1])))
         raise
     router.after(step, cur)
-    keep(trx, query, args, _digest(cur))
+    keep(trx, query, args, _outcome(cur))
     return result
 
 
@@ -142,7 +142,7 @@ def move(cursor: Cursor, trx: Transaction, why: str) -> None:
     for i, kept in enumerate(trx.kept):
         try:
             cur.execute(kept.query, kept.args)
-            got = _digest(cur)[0]
+            got = _outcome(cur)
         except err.MySQLError as exc:
             if health.is_disconnect(exc):
                 router.backends.lost(master, exc)
@@ -151,10 +151,11 @@ def move(cursor: Cursor, trx: Transaction, why: str) -> None:
                     f"{trx.reason(Verdict.MOVE, why)}; the connection to {master.info} was lost "
                     "while its reads ran again there; nothing was written: run it again",
                 ) from exc
-            got = error_digest(exc.args[0], str(exc.args[-1]))[0]
-        if got != kept.digest:
+            got = error_outcome(exc.args[0], str(exc.args[-1]))
+        if got != kept.result:
             _rollback(router, master)
             core.counts[Stat.OPTIMISTIC_CONFLICTS] += 1
+            core.after_conflict = True
             raise OptimisticConflict(
                 f"{trx.reason(Verdict.MOVE, why)}; read {i + 1} of {len(trx.kept)} "
                 f"({cut_sql(kept.query)}) answered differently there; the transaction was "
@@ -200,5 +201,5 @@ def _rollback(router: Any, backend: Backend) -> None:
             raise
 
 
-def _digest(cur: pymysql.cursors.Cursor) -> tuple[bytes, int]:
-    return digest(*driver.result_facts(cur))
+def _outcome(cur: pymysql.cursors.Cursor) -> Outcome:
+    return outcome(*driver.result_facts(cur))

@@ -223,12 +223,12 @@ OPTIMISTIC_FIELDS: Final = (
         hi=100_000,
     ),
     Field(
-        "max_bytes",
+        "max_rows",
         Kind.INTEGER,
-        1 << 20,
-        "result bytes an optimistic transaction digests",
-        lo=1024,
-        hi=1 << 30,
+        10_000,
+        "result rows an optimistic transaction keeps for its replay",
+        lo=1,
+        hi=10_000_000,
     ),
 )
 

@@ -129,7 +129,7 @@ class QuarantineConfig:
 @dataclass(frozen=True, slots=True)
 class OptimisticConfig:
     max_statements: int = 100  # statements kept for the replay; past it: move or conflict
-    max_bytes: int = 1 << 20  # result bytes digested; past it: move or conflict
+    max_rows: int = 10_000  # result rows kept; past it: move or conflict
 
 
 @dataclass(frozen=True, slots=True)
