@@ -29,7 +29,7 @@ from fault_cost import fault_cost
 from fault_cost import report as report_fault_cost
 from footprint import footprint
 from guard_cost import guard_cost
-from instructions import instructions
+from instructions import instructions, round_trips
 from pool_cost import pool_cost
 from pool_cost import report as report_pool_cost
 from scaling import scaling
@@ -117,6 +117,23 @@ def report(r: dict[str, Any]) -> None:
             )
             if "reads" in i[key]:
                 print("    its reads:", ", ".join(f"{k} {v}" for k, v in i[key]["reads"].items()))
+        for key, label, target in (
+            ("optimistic_read_only_unit", "read-only unit, optimistic / master", "target <= 1.05"),
+            ("optimistic_replayed_unit", "replayed unit, optimistic / master", ""),
+        ):
+            if key in i:
+                _row(
+                    label,
+                    f"{i[key]['ratio_to_master']:.3f}",
+                    target,
+                    f"{i[key]['msplugin_per_stmt']:.0f} vs {i[key]['master_per_stmt']:.0f}; "
+                    f"PyMySQL {i[key]['raw_pymysql_per_stmt']:.0f}",
+                )
+        if "round_trips" in r:
+            print(
+                "    statements per unit:",
+                ", ".join(f"{k} {v:g}" for k, v in r["round_trips"].items()),
+            )
     print("classifier, per statement")
     for label, c in r["classifier"].items():
         _row(f"{label} ({c['chars']} chars), cached", f"{c['cached_us']:.3f} us", "target <= 1 us")
@@ -186,6 +203,7 @@ def main() -> int:
                 [n.pid for n in sandbox.nodes if n.pid] if sandbox is not None else [],
             ),
             "instructions": instructions(config, args.group),
+            "round_trips": round_trips(config, args.group),
             "classifier": classifier_cost(),
             "consistency": consistency_cost(config, args.group, n=1000),
             "session_state": state_cost(config, args.group, 7, 3000),

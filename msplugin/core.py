@@ -103,6 +103,9 @@ class ConnectionCore:
         # An optimistic transaction ended in a conflict: the next one (most likely its retry)
         # starts on the master, so a retry loop ends even while the replicas lag behind.
         self.after_conflict = False
+        # Texts that started an optimistic transaction on a replica at level eventual: the
+        # next time, in a remembering state, they start one without being routed again.
+        self.starts: dict[str, Decided] = {}
         self.injection = group.global_transaction_id_injection
         # Native GTID tracking, unless a ported mysqlnd_ms config fetches GTIDs with its own SQL.
         self.track_gtids = qos == Level.SESSION and not (
@@ -196,6 +199,7 @@ class ConnectionCore:
             fold_hits(memos, self.counts)
         self._memos.clear()
         self._decided.clear()
+        self.starts.clear()
         self.moved()
 
     # ------------------------------------------------------------------ deciding
@@ -257,11 +261,31 @@ class ConnectionCore:
         self.wrote = True  # as routed() has it for any statement on the master
         self.last_used = master
 
-    def optimistic_began(self, name: str) -> None:
-        """The first read of an optimistic transaction ran on replica *name*."""
+    def optimistic_began(self, name: str, sql: str, decided: Decided) -> None:
+        """*sql*, the first read of an optimistic transaction, ran on replica *name*; it is
+        remembered when nothing but its text decided that (see start())."""
+        if (
+            self._key is not None
+            and decided.d.consistency == Level.EVENTUAL
+            and len(sql) <= CACHE_MAX_LEN
+        ):
+            if len(self.starts) >= _CACHE_MAX:
+                self.starts.clear()
+            self.starts[sql] = decided
         self.optimistic = Transaction(name)
         self.pinned = name
-        self.moved()
+        # moved(), inlined: with an optimistic transaction open nothing is remembered.
+        self.memo = NO_MEMO
+        self._key = None
+
+    def start(self, sql: str) -> Decided | None:
+        """How *sql* starts an optimistic transaction on a replica, if it is remembered and
+        the state is one it was remembered in: autocommit off, nothing open, and nothing but
+        the text deciding routes (no failed server, lag limit or pending session state)."""
+        decided = self.starts.get(sql)
+        if decided is None or self.pinned is not None or self._key is None or self.after_conflict:
+            return None
+        return decided if not self.autocommit or self.sql_autocommit_off else None
 
     def optimistic_over(self, stat: Stat | None) -> None:
         """The optimistic transaction left its replica (rolled back there); *stat* counts how

@@ -171,8 +171,11 @@ class Cursor:
     def _routed(self, query: str, args: Any, picked: Backend | None = None) -> int:
         """Route *query* the full way, run it, and recover from a failure. The caller holds
         the connection's token."""
-        if self._core.optimistic is not None:
+        core = self._core
+        if core.optimistic is not None:
             return replay.execute(self, query, args)
+        if core.starts and (started := replay.remembered_start(self, query, args)) is not None:
+            return started
         return self._run_routed(query, args, picked)
 
     def _run_routed(self, query: str, args: Any, picked: Backend | None = None) -> int:

@@ -239,7 +239,8 @@ def peer_closed(conn: Any) -> bool:
 
 def result_facts(cur: Any) -> tuple[Any, Any, int, int | None, int]:
     """What a buffered cursor's last result is made of: description, rows (PyMySQL's own
-    buffer, read before the application fetches any), affected rows, insert id, warnings.
+    buffer, read before the application fetches any), affected rows, insert id, warnings;
+    in msplugin.optimistic.outcome()'s order, so it is one (optimistic transactions keep it).
 
     Rows come as a tuple of tuples whatever the cursor class (DictCursor keeps a list of
     dicts), so one result read through two cursor classes gives the same facts."""

@@ -57,13 +57,9 @@ class Caps:
 Outcome = tuple[Any, Any, Any, Any, int]
 
 
-@dataclass(frozen=True, slots=True)
-class Kept:
-    """A statement that ran on the replica: its text, its arguments, its result (outcome())."""
-
-    query: str
-    args: Any
-    result: Outcome
+# A statement that ran on the replica: (its text, its arguments, its outcome()). A plain
+# tuple: one is made for every read of an optimistic transaction.
+Kept = tuple[str, Any, Outcome]
 
 
 @dataclass(slots=True)
@@ -161,7 +157,7 @@ def _over_cap(trx: Transaction, caps: Caps) -> tuple[Verdict, str]:
 
 def keep(trx: Transaction, query: str, args: Any, result: Outcome) -> None:
     """*query* ran on the replica and answered *result* (``outcome()``): keep it."""
-    trx.kept.append(Kept(query, args, result))
+    trx.kept.append((query, args, result))
     rows = result[1]
     if rows:
         trx.rows += len(rows)

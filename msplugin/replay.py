@@ -12,22 +12,27 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-import pymysql.cursors
 from pymysql import err
 
 from msplugin import driver, gtid_reads, health
 from msplugin._types import Role, Stat
 from msplugin.classify import cut_sql
+from msplugin.consistency import SESSION_STATE_CHANGED
 from msplugin.core import AUTOCOMMIT
 from msplugin.errors import OptimisticConflict
-from msplugin.optimistic import Outcome, Transaction, Verdict, admit, error_outcome, keep, outcome
+from msplugin.health import down as _down
+from msplugin.monitor import not_replicating as _not_replicating
+from msplugin.optimistic import Transaction, Verdict, admit, error_outcome, keep
+from msplugin.state import NOTHING
 from msplugin.step import Step
 
 if TYPE_CHECKING:
     from msplugin.backends import Backend
     from msplugin.cursor import Cursor
+    from msplugin.memo import Decided
+    from msplugin.router import Router
 
-__all__ = ["execute", "move", "not_optimistic", "settle", "start"]
+__all__ = ["execute", "move", "not_optimistic", "remembered_start", "settle", "start"]
 
 route_logger = logging.getLogger("msplugin.routing")
 
@@ -36,8 +41,9 @@ def start(cursor: Cursor, step: Step, args: Any) -> int:
     """Run the read that opens an optimistic transaction on its replica (*step*) and keep it.
     A replica session in autocommit mode gets START TRANSACTION READ ONLY first; one with
     autocommit off (an ORM's) opens the transaction with the read itself, as the master's
-    would. A lost replica, or an unbuffered cursor (its rows cannot be kept), sends the
-    transaction to the master before anything of it ran."""
+    would. Under session consistency a replica not known to have this connection's writes is
+    checked first. A failed check, a lost replica, or an unbuffered cursor (its rows cannot
+    be kept) sends the transaction to the master before anything of it ran."""
     router = cursor._router
     backend = step.backend
     if cursor._unbuffered:
@@ -57,17 +63,76 @@ def start(cursor: Cursor, step: Step, args: Any) -> int:
             cur.execute("START TRANSACTION READ ONLY")
         result = cur.execute(step.sql, args)
     except err.MySQLError as exc:
-        if not health.is_disconnect(exc):
-            _rollback(router, backend)
-            raise
-        router.backends.lost(backend, exc)
-        return _on_master(cursor, step, args, f"the connection to {backend.info} was lost")
-    router.after(step, cur)
-    router.core.optimistic_began(backend.name)
-    trx = router.core.optimistic
-    assert trx is not None
-    keep(trx, step.sql, args, _outcome(cur))
+        return _start_failed(cursor, step, args, exc)
+    _began(router, backend, step.sql, args, step.decided, cur)
     return result
+
+
+def remembered_start(cursor: Cursor, query: str, args: Any) -> int | None:
+    """*query* started an optimistic transaction on a replica before: start one again
+    without routing it (the load balancer picks the replica); None: route it the full way."""
+    router = cursor._router
+    core = router.core
+    decided = core.start(query)
+    if decided is None or cursor._unbuffered:
+        return None
+    if (_down or _not_replicating) and router.backends.avoiding():
+        return None
+    names = router.slave_names
+    backend = router.by_name[router.picker.pick(names)]
+    conn = backend.conn
+    if conn is None:  # connected (or failed over) as the full path would
+        backend = router.backends.slave(names, backend)
+        if backend.role != Role.SLAVE:
+            return None
+    name = backend.name
+    core.routed(name, Role.SLAVE, Stat.OPTIMISTIC_STARTED)
+    backend.dirty = True
+    reason = decided.d.reason
+    if route_logger.isEnabledFor(logging.DEBUG):
+        route_logger.debug("%s -> %s: %s", cut_sql(query), name, reason)
+    if conn is None or conn.server_status & AUTOCOMMIT:
+        return start(cursor, Step(query, backend, decided, reason), args)
+    # start(), for the common case: a connected replica whose session has autocommit off.
+    cur = cursor._cursors.get(name)
+    if cur is None or cur.connection is not conn:
+        cur = cursor._cursor_for(backend)
+    cursor._current = cur
+    try:
+        result = cur.execute(query, args)
+    except err.MySQLError as exc:
+        return _start_failed(cursor, Step(query, backend, decided, reason), args, exc)
+    _began(router, backend, query, args, decided, cur)
+    return result
+
+
+def _start_failed(cursor: Cursor, step: Step, args: Any, exc: err.MySQLError) -> int:
+    """The read that was to open an optimistic transaction failed on its replica: a server
+    error is the application's (raised); a lost replica leaves the transaction to the master."""
+    router = cursor._router
+    backend = step.backend
+    if not health.is_disconnect(exc):
+        _rollback(router, backend)
+        raise exc
+    router.backends.lost(backend, exc)
+    return _on_master(cursor, step, args, f"the connection to {backend.info} was lost")
+
+
+def _began(
+    router: Router, backend: Backend, query: str, args: Any, decided: Decided, cur: Any
+) -> None:
+    """*query* opened an optimistic transaction on *backend*: learn from its reply, keep it."""
+    core = router.core
+    conn = backend.conn
+    assert conn is not None
+    if conn.server_status & SESSION_STATE_CHANGED or decided.eff is not NOTHING:
+        router.after(Step(query, backend, decided, decided.d.reason), cur)
+    elif core.tracker is not None:  # what learn() does with a plain read's reply
+        core.tracker.found_rows_home = backend.name
+    core.optimistic_began(backend.name, query, decided)
+    trx = core.optimistic
+    assert trx is not None
+    keep(trx, query, args, driver.result_facts(cur))
 
 
 def execute(cursor: Cursor, query: str, args: Any) -> int:
@@ -121,7 +186,7 @@ def _stay(cursor: Cursor, trx: Transaction, replica: Backend, query: str, args: 
         keep(trx, query, args, error_outcome(exc.args[0], str(exc.args[-1])))
         raise
     router.after(step, cur)
-    keep(trx, query, args, _outcome(cur))
+    keep(trx, query, args, driver.result_facts(cur))
     return result
 
 
@@ -139,10 +204,10 @@ def move(cursor: Cursor, trx: Transaction, why: str) -> None:
     master = router.backends.master()
     cur = cursor._cursor_for(master)
     cursor._current = cur
-    for i, kept in enumerate(trx.kept):
+    for i, (query, args, result) in enumerate(trx.kept):
         try:
-            cur.execute(kept.query, kept.args)
-            got = _outcome(cur)
+            cur.execute(query, args)
+            got = driver.result_facts(cur)
         except err.MySQLError as exc:
             if health.is_disconnect(exc):
                 router.backends.lost(master, exc)
@@ -152,13 +217,13 @@ def move(cursor: Cursor, trx: Transaction, why: str) -> None:
                     "while its reads ran again there; nothing was written: run it again",
                 ) from exc
             got = error_outcome(exc.args[0], str(exc.args[-1]))
-        if got != kept.result:
+        if got != result:
             _rollback(router, master)
             core.counts[Stat.OPTIMISTIC_CONFLICTS] += 1
             core.after_conflict = True
             raise OptimisticConflict(
                 f"{trx.reason(Verdict.MOVE, why)}; read {i + 1} of {len(trx.kept)} "
-                f"({cut_sql(kept.query)}) answered differently there; the transaction was "
+                f"({cut_sql(query)}) answered differently there; the transaction was "
                 "rolled back: run it again"
             )
     master.dirty = True
@@ -186,7 +251,7 @@ def not_optimistic(cursor: Cursor, step: Step, why: str) -> Step:
     return Step(step.sql, master, step.decided, reason)
 
 
-def _rollback(router: Any, backend: Backend) -> None:
+def _rollback(router: Router, backend: Backend) -> None:
     """End what is open on *backend* (only reads ran there); a lost connection ended it."""
     backend.dirty = False
     conn = backend.conn
@@ -199,7 +264,3 @@ def _rollback(router: Any, backend: Backend) -> None:
             router.backends.lost(backend, exc)
         else:
             raise
-
-
-def _outcome(cur: pymysql.cursors.Cursor) -> Outcome:
-    return outcome(*driver.result_facts(cur))

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from fakes import Connect, FakeServers, received, where
+from routes import full_routes
 
 import msplugin
 
@@ -285,3 +286,52 @@ def test_autocommit_on_keeps_reads_statement_by_statement(
     with connect(trx_stickiness="optimistic") as conn:
         assert where(conn, "SELECT v FROM t", "SELECT v FROM t") == ["slave_0", "slave_1"]
         assert conn.stats()["optimistic_started"] == 0
+
+
+def _units(conn: msplugin.Connection, servers: FakeServers) -> list[tuple[str, str]]:
+    """Read-only units, units that write, a conflict and its retry; where each ran."""
+    out = []
+    cur = conn.cursor()
+    for n in range(6):
+        for sql in ("SELECT v FROM t WHERE id = 1", "SELECT v FROM t WHERE id = 2"):
+            cur.execute(sql)
+            cur.fetchall()
+            assert conn.last_used is not None
+            out.append((sql, conn.last_used.name))
+        if n % 3 == 1:
+            cur.execute("UPDATE t SET v = 2 WHERE id = 1")
+            out.append(("UPDATE", conn.last_used.name))
+        if n == 3:
+            servers["master_0"].answers["FROM t"] = ((9, "x"),)
+            try:
+                cur.execute("UPDATE t SET v = 3")
+            except msplugin.OptimisticConflict:
+                out.append(("conflict", ""))
+            servers["master_0"].answers["FROM t"] = ROWS
+            conn.rollback()
+            continue
+        conn.commit()
+    return out
+
+
+def test_remembered_starts_route_and_count_as_the_full_path(
+    connect: Connect, same: FakeServers
+) -> None:
+    with optimistic(connect) as full:
+        full._core.remembers = False
+        full._core.moved()
+        expected = _units(full, same)
+        expected_stats = full.stats()
+        expected_logs = {n: list(same[n].log) for n in ("master_0", "slave_0", "slave_1")}
+    for name in ("master_0", "slave_0", "slave_1"):
+        same[name].log.clear()
+    with optimistic(connect) as fast:
+        routed = full_routes(fast)
+        assert _units(fast, same) == expected
+        assert fast.stats() == expected_stats
+        assert {n: same[n].log for n in expected_logs} == expected_logs
+    assert ("conflict", "") in expected
+    assert expected_stats["optimistic_started"] == 5  # the retry after the conflict: the master
+    # Only the first unit's reads, the writes and the retry's read were routed the full way.
+    assert "SELECT v FROM t WHERE id = 1" in routed
+    assert routed.count("SELECT v FROM t WHERE id = 1") <= 2, routed
