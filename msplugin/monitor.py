@@ -147,12 +147,13 @@ class ReplicaMonitor:
                 target.conn = driver.connect(internal=True, autocommit=True, **target.params)
             status = _query_status(target.conn)
             target.warned = False
-        except pymysql.err.Error as exc:
+        except Exception as exc:  # the monitor thread must never die (nor the caller's connect)
             if target.conn is not None:
-                with contextlib.suppress(pymysql.err.Error):
+                with contextlib.suppress(Exception):
                     target.conn.close()
             target.conn = None
-            status = ReplicaStatus(False, False, None, time.monotonic(), str(exc.args[-1]), False)
+            error = str(exc.args[-1]) if isinstance(exc, pymysql.err.Error) else repr(exc)
+            status = ReplicaStatus(False, False, None, time.monotonic(), error, False)
             if not target.warned and address not in health.down:  # once per run of failures
                 target.warned = True
                 logger.warning(
