@@ -86,6 +86,7 @@ def test_an_unmodified_orm_app_reads_on_replicas(engine: Engine) -> None:
     on_replicas = (
         after["optimistic_completed_on_replica"] - before["optimistic_completed_on_replica"]
     )
+    print(f"\nread-only units on replicas: {on_replicas} of {units}")
     assert on_replicas / units >= 0.8, after
     assert all(info is not None and info.role == "slave" for info in servers)
     assert after["optimistic_replayed"] == before["optimistic_replayed"]
