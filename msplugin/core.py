@@ -36,8 +36,9 @@ from msplugin.consistency import (
     wait_sql,
 )
 from msplugin.memo import NO_MEMO, Decided, Memo, MemoTable, StateKey
-from msplugin.optimistic import Caps, Transaction, Verdict, admit
-from msplugin.routing import AUTOCOMMIT_OFF, NO_TRANSACTION, OPEN, Decision, Policy, Target, decide
+from msplugin.optimistic import Caps, Transaction, start_decision
+from msplugin.optimistic_state import OptimisticState
+from msplugin.routing import AUTOCOMMIT_OFF, NO_TRANSACTION, OPEN, Policy, Target, decide
 from msplugin.state import NOTHING, Effects, Tracker, effects
 from msplugin.stats import Stats, fold_hits
 
@@ -53,7 +54,6 @@ _REMEMBERED_LEVELS: Final = (Level.EVENTUAL, Level.SESSION)
 # A remembered statement's reply is compared on these bits only: the ones learning reads.
 WATCH: Final = IN_TRANS | AUTOCOMMIT | SESSION_STATE_CHANGED
 _CACHE_MAX: Final = 1024
-_NOTHING_KEPT: Final = Transaction("")  # admit()'s view of a transaction not yet started
 
 
 class Reply(NamedTuple):
@@ -76,8 +76,9 @@ def configured_qos(group: GroupConfig) -> tuple[str, int | None]:
     return "eventual", None
 
 
-class ConnectionCore:
-    """One facade connection's routing state and rules; see the module docstring."""
+class ConnectionCore(OptimisticState):
+    """One facade connection's routing state and rules; see the module docstring (and
+    msplugin.optimistic_state for optimistic transactions)."""
 
     def __init__(
         self, group: GroupConfig, *, autocommit: bool, memo_able: bool, stats: Stats
@@ -100,9 +101,7 @@ class ConnectionCore:
         self.optimistic_on = group.trx_stickiness == "optimistic" and bool(group.slaves)
         self.caps = Caps(group.optimistic.max_statements, group.optimistic.max_rows)
         self.optimistic: Transaction | None = None
-        # An optimistic transaction ended in a conflict: the next one (most likely its retry)
-        # starts on the master, so a retry loop ends even while the replicas lag behind.
-        self.after_conflict = False
+        self.after_conflict = False  # see conflicted()
         # Texts that started an optimistic transaction on a replica at level eventual: the
         # next time, in a remembering state, they start one without being routed again.
         self.starts: dict[str, Decided] = {}
@@ -213,7 +212,7 @@ class ConnectionCore:
         c = classify(sql, classifier)  # type: ignore[arg-type]
         d = decide(c, self.policy, key[1], key[2], key[3])
         if self.optimistic_on and key[1] == AUTOCOMMIT_OFF and d.target is Target.MASTER:
-            d = self._optimistic_start(c, d, sql)
+            d = start_decision(c, d, sql, self.policy.qos, self.caps)
         eff = effects(sql)
         memo_ok = (
             d.stat is not Stat.OPTIMISTIC_STARTED  # its server holds what it keeps: not remembered
@@ -234,74 +233,6 @@ class ConnectionCore:
                 self._decided.clear()  # literals in the text: cheaper than an LRU
             self._decided[key] = found
         return found
-
-    def _optimistic_start(self, c: Classification, d: Decision, sql: str) -> Decision:
-        """With autocommit off and no transaction open, *sql* (decided *d*: the master) opens
-        one: on a replica if it is a plain read that may run there."""
-        qos = c.qos or self.policy.qos
-        if qos == Level.STRONG or d.stat != Stat.TRX_MASTER_FORCED:
-            return d
-        if admit(_NOTHING_KEPT, sql, self.caps)[0] is not Verdict.STAY:
-            return d
-        return Decision(
-            Target.SLAVE,
-            "autocommit off: the transaction starts on a replica (trx_stickiness optimistic)",
-            Stat.OPTIMISTIC_STARTED,
-            qos,
-        )
-
-    def started_on_master(self, master: str) -> None:
-        """A read routed to start an optimistic transaction (and counted so) runs on
-        *master* instead: it is counted as the master's."""
-        counts = self.counts
-        counts[Stat.OPTIMISTIC_STARTED] -= 1
-        counts[Stat.USE_SLAVE] -= 1
-        counts[Stat.TRX_MASTER_FORCED] += 1
-        counts[Stat.USE_MASTER] += 1
-        self.wrote = True  # as routed() has it for any statement on the master
-        self.last_used = master
-
-    def optimistic_began(self, name: str, sql: str, decided: Decided) -> None:
-        """*sql*, the first read of an optimistic transaction, ran on replica *name*; it is
-        remembered when nothing but its text decided that (see start())."""
-        if (
-            self._key is not None
-            and decided.d.consistency == Level.EVENTUAL
-            and len(sql) <= CACHE_MAX_LEN
-        ):
-            if len(self.starts) >= _CACHE_MAX:
-                self.starts.clear()
-            self.starts[sql] = decided
-        self.optimistic = Transaction(name)
-        self.pinned = name
-        # moved(), inlined: with an optimistic transaction open nothing is remembered.
-        self.memo = NO_MEMO
-        self._key = None
-
-    def start(self, sql: str) -> Decided | None:
-        """How *sql* starts an optimistic transaction on a replica, if it is remembered and
-        the state is one it was remembered in: autocommit off, nothing open, and nothing but
-        the text deciding routes (no failed server, lag limit or pending session state)."""
-        decided = self.starts.get(sql)
-        if decided is None or self.pinned is not None or self._key is None or self.after_conflict:
-            return None
-        return decided if not self.autocommit or self.sql_autocommit_off else None
-
-    def optimistic_over(self, stat: Stat | None) -> None:
-        """The optimistic transaction left its replica (rolled back there); *stat* counts how
-        it ended (None: it moves to the master, where nothing is open yet)."""
-        self.optimistic = None
-        self.pinned = None
-        if stat is not None:
-            self.counts[stat] += 1
-            self.after_conflict = stat is Stat.OPTIMISTIC_CONFLICTS
-        self.moved()
-
-    def optimistic_moved(self, master: str) -> None:
-        """The optimistic transaction's reads ran again on *master*, which now holds it."""
-        self.pinned = master
-        self.last_used = master
-        self.moved()
 
     def remember(
         self,
@@ -451,11 +382,9 @@ class ConnectionCore:
     def _learn_transaction(self, c: Classification, name: str, status: int, master: bool) -> None:
         if self.optimistic is not None:
             # Held on its replica whatever the status says (a read of no table opens nothing
-            # there); only COMMIT or ROLLBACK ends it.
+            # there); only COMMIT or ROLLBACK ends it (the caller then calls moved()).
             if c.trx == TrxKind.END:
-                self.optimistic = None
-                self.pinned = None
-                self.counts[Stat.OPTIMISTIC_COMPLETED_ON_REPLICA] += 1
+                self._optimistic_ended(Stat.OPTIMISTIC_COMPLETED_ON_REPLICA)
             return
         if c.trx == TrxKind.XA_BEGIN:
             self.xa = True
@@ -576,8 +505,7 @@ class ConnectionCore:
             self.pinned = None  # switching autocommit on commits what was open
             self.xa = False
             if self.optimistic is not None:
-                self.optimistic = None
-                self.counts[Stat.OPTIMISTIC_COMPLETED_ON_REPLICA] += 1
+                self._optimistic_ended(Stat.OPTIMISTIC_COMPLETED_ON_REPLICA)
         self.moved()
 
     def lost(self, name: str) -> None:

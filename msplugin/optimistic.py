@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Final
 
-from msplugin._types import TrxKind
-from msplugin.classify import CACHE_MAX_LEN, Route, blank, classify
+from msplugin._types import Level, Stat, TrxKind
+from msplugin.classify import CACHE_MAX_LEN, Classification, Route, blank, classify
+from msplugin.routing import Decision, Target
 
 __all__ = [
     "Caps",
@@ -33,6 +34,7 @@ __all__ = [
     "error_outcome",
     "keep",
     "outcome",
+    "start_decision",
 ]
 
 
@@ -77,6 +79,9 @@ class Transaction:
         if verdict is Verdict.CONFLICT:
             return f"optimistic transaction on {self.replica} ends in a conflict: {why}"
         return f"optimistic transaction on {self.replica}: {why}"
+
+
+_NOTHING_KEPT: Final = Transaction("")  # admit()'s view of a transaction not yet started
 
 
 # Functions and names whose value depends on the server (or on the moment) by design: on the
@@ -135,7 +140,7 @@ def admit(trx: Transaction, sql: str, caps: Caps) -> tuple[Verdict, str]:
     if not c.read or c.route is Route.MASTER:
         return Verdict.MOVE, c.reason if not c.hinted else f"{c.reason}: not a plain read"
     if c.statements > 1:
-        # Only the first result would be digested: the others could differ unseen.
+        # Only the first result would be kept: the others could differ unseen.
         return Verdict.MOVE, "a multi-statement text"
     why = differs_by_server(sql)
     if why is not None:
@@ -143,6 +148,23 @@ def admit(trx: Transaction, sql: str, caps: Caps) -> tuple[Verdict, str]:
     if len(trx.kept) >= caps.statements or trx.rows >= caps.rows:
         return _over_cap(trx, caps)
     return Verdict.STAY, c.reason
+
+
+def start_decision(c: Classification, d: Decision, sql: str, qos: str, caps: Caps) -> Decision:
+    """With autocommit off and no transaction open, where *sql* (classified *c*, decided *d*:
+    the master) opens one under trx_stickiness optimistic: on a replica if it is a plain read
+    that may run there (*qos*: the connection's service level)."""
+    level = c.qos or qos
+    if level == Level.STRONG or d.stat != Stat.TRX_MASTER_FORCED:
+        return d
+    if admit(_NOTHING_KEPT, sql, caps)[0] is not Verdict.STAY:
+        return d
+    return Decision(
+        Target.SLAVE,
+        "autocommit off: the transaction starts on a replica (trx_stickiness optimistic)",
+        Stat.OPTIMISTIC_STARTED,
+        level,
+    )
 
 
 def _over_cap(trx: Transaction, caps: Caps) -> tuple[Verdict, str]:

@@ -219,8 +219,7 @@ def move(cursor: Cursor, trx: Transaction, why: str) -> None:
             got = error_outcome(exc.args[0], str(exc.args[-1]))
         if got != result:
             _rollback(router, master)
-            core.counts[Stat.OPTIMISTIC_CONFLICTS] += 1
-            core.after_conflict = True
+            core.conflicted()
             raise OptimisticConflict(
                 f"{trx.reason(Verdict.MOVE, why)}; read {i + 1} of {len(trx.kept)} "
                 f"({cut_sql(query)}) answered differently there; the transaction was "

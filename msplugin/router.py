@@ -177,8 +177,7 @@ class Router:
         serve it: (backend, reason, statistic, the GTID check the replica must pass first).
         Under session consistency the replica is chosen as for a session read."""
         candidates, _ = self.backends.eligible(d, self.allowed_slaves())
-        if self.core.after_conflict:
-            self.core.after_conflict = False
+        if self.core.retry_on_master():
             why = f"{d.reason}; the last one ended in a conflict (its retry, most likely)"
         elif candidates:
             if d.consistency == Level.SESSION:
