@@ -37,7 +37,7 @@ from msplugin.consistency import (
 )
 from msplugin.memo import NO_MEMO, Decided, Memo, MemoTable, StateKey
 from msplugin.optimistic import Caps, Transaction, start_decision
-from msplugin.optimistic_state import OptimisticState
+from msplugin.optimistic_state import COMPLETED, OptimisticState
 from msplugin.routing import AUTOCOMMIT_OFF, NO_TRANSACTION, OPEN, Policy, Target, decide
 from msplugin.state import NOTHING, Effects, Tracker, effects
 from msplugin.stats import Stats, fold_hits
@@ -102,9 +102,7 @@ class ConnectionCore(OptimisticState):
         self.caps = Caps(group.optimistic.max_statements, group.optimistic.max_rows)
         self.optimistic: Transaction | None = None
         self.after_conflict = False  # see conflicted()
-        # Texts that started an optimistic transaction on a replica at level eventual: the
-        # next time, in a remembering state, they start one without being routed again.
-        self.starts: dict[str, Decided] = {}
+        self._resume: MemoTable | None = None  # see optimistic_began()
         self.injection = group.global_transaction_id_injection
         # Native GTID tracking, unless a ported mysqlnd_ms config fetches GTIDs with its own SQL.
         self.track_gtids = qos == Level.SESSION and not (
@@ -149,6 +147,7 @@ class ConnectionCore(OptimisticState):
     def moved(self) -> None:
         """The state may have changed: take the memo of the new state, or none if more than
         the text and the state decides a route now."""
+        self._resume = None  # an optimistic transaction ends in a state decided anew
         tracker = self.tracker
         if (
             not self.remembers
@@ -156,6 +155,7 @@ class ConnectionCore(OptimisticState):
             or self.policy.age is not None
             or self.failed
             or self.optimistic is not None
+            or self.after_conflict  # a remembered start would put the retry on a replica
             or (tracker is not None and not tracker.quiet())
         ):
             self.memo = NO_MEMO
@@ -198,7 +198,6 @@ class ConnectionCore(OptimisticState):
             fold_hits(memos, self.counts)
         self._memos.clear()
         self._decided.clear()
-        self.starts.clear()
         self.moved()
 
     # ------------------------------------------------------------------ deciding
@@ -369,7 +368,9 @@ class ConnectionCore(OptimisticState):
             else:
                 self._state_after(tracker, c, eff, name, reply)
         if master:
-            self.sql_autocommit_off = not status & AUTOCOMMIT
+            # With autocommit off already, the master's saying so changes nothing: one state
+            # (and one table of remembered routes) instead of two.
+            self.sql_autocommit_off = self.autocommit and not status & AUTOCOMMIT
         if self.sticky:
             self._learn_transaction(c, name, status, master)
         committed = False
@@ -384,7 +385,7 @@ class ConnectionCore(OptimisticState):
             # Held on its replica whatever the status says (a read of no table opens nothing
             # there); only COMMIT or ROLLBACK ends it (the caller then calls moved()).
             if c.trx == TrxKind.END:
-                self._optimistic_ended(Stat.OPTIMISTIC_COMPLETED_ON_REPLICA)
+                self.optimistic_over(COMPLETED)
             return
         if c.trx == TrxKind.XA_BEGIN:
             self.xa = True
@@ -485,7 +486,7 @@ class ConnectionCore(OptimisticState):
         """commit(), rollback(), close() or autocommit(True) ended any open transaction."""
         self.xa = False
         if self.optimistic is not None:
-            self.optimistic_over(Stat.OPTIMISTIC_COMPLETED_ON_REPLICA)
+            self.optimistic_over(COMPLETED)
             return
         if self.closed:
             self.pinned = None
@@ -505,7 +506,7 @@ class ConnectionCore(OptimisticState):
             self.pinned = None  # switching autocommit on commits what was open
             self.xa = False
             if self.optimistic is not None:
-                self._optimistic_ended(Stat.OPTIMISTIC_COMPLETED_ON_REPLICA)
+                self.optimistic_over(COMPLETED)
         self.moved()
 
     def lost(self, name: str) -> None:

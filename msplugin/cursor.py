@@ -128,6 +128,8 @@ class Cursor:
             bconn = backend.conn
             if bconn is None:  # not connected yet, or lost: the full path connects it
                 return self._routed(query, args, backend if memo.candidates else None)
+            if memo.start:  # it opens an optimistic transaction: the replica keeps its result
+                return replay.remembered_start(self, memo, backend, query, args)
             # The core decided this text in this state before: run it where it went then.
             name = backend.name
             cur = self._cursors.get(name)
@@ -174,8 +176,6 @@ class Cursor:
         core = self._core
         if core.optimistic is not None:
             return replay.execute(self, query, args)
-        if core.starts and (started := replay.remembered_start(self, query, args)) is not None:
-            return started
         return self._run_routed(query, args, picked)
 
     def _run_routed(self, query: str, args: Any, picked: Backend | None = None) -> int:

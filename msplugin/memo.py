@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Final, NamedTuple
 
-from msplugin._types import Level
+from msplugin._types import Level, Stat
 from msplugin.classify import Classification
 from msplugin.routing import Decision, Target
 from msplugin.state import Effects
@@ -61,6 +61,7 @@ class Memo:
         "role_stat",
         "server",
         "session",
+        "start",
         "stat",
     )
 
@@ -92,3 +93,6 @@ class Memo:
         # A session read: the edge asks session_backend() for its server at each run and
         # counts it as the full path does (hits stay 0).
         self.session = decided.d.target is Target.SLAVE and decided.d.consistency == Level.SESSION
+        # A read that opens an optimistic transaction on a replica: msplugin.replay runs it
+        # (the replica keeps what it answers) and the core holds the transaction.
+        self.start = decided.d.stat is Stat.OPTIMISTIC_STARTED

@@ -1,26 +1,29 @@
 """A facade connection's optimistic transaction: the core's state and bookkeeping for it.
 
-``ConnectionCore`` (msplugin.core) inherits this: the transaction open on a replica, the
-texts remembered to start one, and the rule that the transaction after a conflict starts on
-the master. Pure, as the core is: msplugin.optimistic holds the rules, msplugin.replay the
-edge that runs them.
+``ConnectionCore`` (msplugin.core) inherits this: the transaction open on a replica and the
+rule that the transaction after a conflict starts on the master (a text that started one is
+remembered like any statement: msplugin.memo, its ``start`` flag). Pure, as the core is:
+msplugin.optimistic holds the rules, msplugin.replay the edge that runs them.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from msplugin._types import Level, Stat
-from msplugin.classify import CACHE_MAX_LEN
-from msplugin.memo import NO_MEMO, Decided, MemoTable
+from msplugin._types import Stat
+from msplugin.memo import NO_MEMO, MemoTable
 from msplugin.optimistic import Caps, Transaction
 
 if TYPE_CHECKING:
     from msplugin.memo import StateKey
+    from msplugin.state import Tracker
 
-__all__ = ["OptimisticState"]
+__all__ = ["COMPLETED", "OptimisticState"]
 
-_STARTS_MAX: Final = 1024  # remembered starts, cleared past this (texts with literals)
+# Plain strings, for what runs once per transaction: a Stat member costs a lookup through its
+# enum class, and as a key of the counts (plain strings) a comparison by value.
+COMPLETED: Final = Stat.OPTIMISTIC_COMPLETED_ON_REPLICA.value
+_CONFLICTS: Final = Stat.OPTIMISTIC_CONFLICTS.value
 
 
 class OptimisticState:
@@ -33,6 +36,8 @@ class OptimisticState:
     wrote: bool
     autocommit: bool
     sql_autocommit_off: bool
+    closed: bool
+    tracker: Tracker | None
     memo: MemoTable
     _key: StateKey | None
     # Set by ConnectionCore.__init__.
@@ -40,7 +45,7 @@ class OptimisticState:
     caps: Caps
     optimistic: Transaction | None  # the transaction open on a replica
     after_conflict: bool  # see conflicted()
-    starts: dict[str, Decided]  # texts that started one at level eventual (see start())
+    _resume: MemoTable | None  # see optimistic_began()
 
     def moved(self) -> None:
         raise NotImplementedError  # ConnectionCore's
@@ -56,48 +61,43 @@ class OptimisticState:
         self.wrote = True  # as routed() has it for any statement on the master
         self.last_used = master
 
-    def optimistic_began(self, name: str, sql: str, decided: Decided) -> None:
-        """*sql*, the first read of an optimistic transaction, ran on replica *name*; it is
-        remembered when nothing but its text decided that (see start())."""
-        if (
-            self._key is not None
-            and decided.d.consistency == Level.EVENTUAL
-            and len(sql) <= CACHE_MAX_LEN
-        ):
-            if len(self.starts) >= _STARTS_MAX:
-                self.starts.clear()
-            self.starts[sql] = decided
-        self.optimistic = Transaction(name)
+    def optimistic_began(self, name: str, plain: bool) -> Transaction:
+        """The first read of an optimistic transaction ran on replica *name*: the
+        transaction. *plain*: the read's reply carries no session state and the read changes
+        none, so all there is to learn from it is where FOUND_ROWS() lives (else the edge
+        learns from it the full way, and moved() decides the state anew)."""
+        if plain and self.tracker is not None:
+            self.tracker.found_rows_home = name
+        trx = self.optimistic = Transaction(name)
         self.pinned = name
+        # The state it ends in is the one it started from, but for last_used: its table of
+        # remembered routes, unless moved() runs before it ends (see optimistic_over).
+        key = self._key
+        self._resume = self.memo if key is not None and key[4] else None
         # moved(), inlined: with an optimistic transaction open nothing is remembered.
         self.memo = NO_MEMO
         self._key = None
+        return trx
 
-    def start(self, sql: str) -> Decided | None:
-        """How *sql* starts an optimistic transaction on a replica, if it is remembered and
-        the state is one it was remembered in: autocommit off, nothing open, and nothing but
-        the text deciding routes (no failed server, lag limit or pending session state)."""
-        decided = self.starts.get(sql)
-        if decided is None or self.pinned is not None or self._key is None or self.after_conflict:
-            return None
-        return decided if not self.autocommit or self.sql_autocommit_off else None
-
-    def optimistic_over(self, stat: Stat | None) -> None:
-        """The optimistic transaction left its replica (rolled back there); *stat* counts how
-        it ended (None: it moves to the master, where nothing is open yet)."""
-        self._optimistic_ended(stat)
-        self.moved()
-
-    def _optimistic_ended(self, stat: Stat | None) -> None:
-        """The one place an optimistic transaction ends on its replica (committed, rolled
-        back, in a conflict, or moved: *stat* None); the caller picks the new state's memo."""
+    def optimistic_over(self, stat: str | None) -> None:
+        """The one place an optimistic transaction ends on its replica (rolled back there,
+        or committed): *stat* counts how (None: it moves to the master, where nothing is open
+        yet). The state is then the one the transaction started from, whose remembered
+        routes apply again, unless it changed on the way: every change goes through
+        moved(), which forgets ``_resume``."""
+        resume = self._resume
         self.optimistic = None
         self.pinned = None
-        if stat is Stat.OPTIMISTIC_CONFLICTS:
+        if stat == _CONFLICTS:
             self.conflicted()
         elif stat is not None:
             self.counts[stat] += 1
             self.after_conflict = False
+        if resume is not None and not self.after_conflict and not self.closed:
+            self._resume = None
+            self.memo, self._key = resume, resume.key
+        else:
+            self.moved()
 
     def conflicted(self) -> None:
         """An optimistic transaction ended in a conflict (over its cap on the replica, or a
@@ -105,6 +105,10 @@ class OptimisticState:
         retry loop ends even while the replicas lag behind."""
         self.counts[Stat.OPTIMISTIC_CONFLICTS] += 1
         self.after_conflict = True
+        # A remembered start would put the retry on a replica: moved() remembers nothing
+        # until retry_on_master() ran.
+        self.memo = NO_MEMO
+        self._key = None
 
     def retry_on_master(self) -> bool:
         """True once after a conflict: the transaction starting now (its retry, most likely)

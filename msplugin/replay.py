@@ -15,13 +15,11 @@ from typing import TYPE_CHECKING, Any
 from pymysql import err
 
 from msplugin import driver, gtid_reads, health
-from msplugin._types import Role, Stat
+from msplugin._types import Level, Role, Stat
 from msplugin.classify import cut_sql
 from msplugin.consistency import SESSION_STATE_CHANGED
 from msplugin.core import AUTOCOMMIT
 from msplugin.errors import OptimisticConflict
-from msplugin.health import down as _down
-from msplugin.monitor import not_replicating as _not_replicating
 from msplugin.optimistic import Transaction, Verdict, admit, error_outcome, keep
 from msplugin.state import NOTHING
 from msplugin.step import Step
@@ -29,7 +27,7 @@ from msplugin.step import Step
 if TYPE_CHECKING:
     from msplugin.backends import Backend
     from msplugin.cursor import Cursor
-    from msplugin.memo import Decided
+    from msplugin.memo import Decided, Memo
     from msplugin.router import Router
 
 __all__ = ["execute", "move", "not_optimistic", "remembered_start", "settle", "start"]
@@ -64,36 +62,44 @@ def start(cursor: Cursor, step: Step, args: Any) -> int:
         result = cur.execute(step.sql, args)
     except err.MySQLError as exc:
         return _start_failed(cursor, step, args, exc)
+    _remember(router, step)
     _began(router, backend, step.sql, args, step.decided, cur)
     return result
 
 
-def remembered_start(cursor: Cursor, query: str, args: Any) -> int | None:
-    """*query* started an optimistic transaction on a replica before: start one again
-    without routing it (the load balancer picks the replica); None: route it the full way."""
-    router = cursor._router
+def _remember(router: Router, step: Step) -> None:
+    """*step*'s read opened an optimistic transaction on its replica: remember it, so that
+    it opens the next one without being routed again, when nothing but its text and the
+    state decided where it went: not under session consistency (a GTID check may decide).
+    The core remembers nothing in a state where more decides (a filter choosing servers,
+    a lag limit, a failed server: see ConnectionCore.moved)."""
     core = router.core
-    decided = core.start(query)
-    if decided is None or cursor._unbuffered:
-        return None
-    if (_down or _not_replicating) and router.backends.avoiding():
-        return None
-    names = router.slave_names
-    backend = router.by_name[router.picker.pick(names)]
-    conn = backend.conn
-    if conn is None:  # connected (or failed over) as the full path would
-        backend = router.backends.slave(names, backend)
-        if backend.role != Role.SLAVE:
-            return None
+    if step.decided.d.consistency != Level.EVENTUAL:
+        return
+    backend = step.backend
+    assert backend.conn is not None
+    status = backend.conn.server_status
+    core.remember(core.memo, step.sql, step.decided, step.reason, backend.name,
+                  router.slave_names, False, status)  # fmt: skip
+
+
+def remembered_start(cursor: Cursor, memo: Memo, backend: Backend, query: str, args: Any) -> int:
+    """Remembered *query* (``memo.start``) opens an optimistic transaction on replica
+    *backend*, connected and picked by the load balancer, without being routed again. The
+    caller holds the connection's token."""
+    core = cursor._core
     name = backend.name
-    core.routed(name, Role.SLAVE, Stat.OPTIMISTIC_STARTED)
+    if cursor._unbuffered:  # the full path sends it to the master
+        return cursor._run_routed(query, args)
     backend.dirty = True
-    reason = decided.d.reason
     if route_logger.isEnabledFor(logging.DEBUG):
-        route_logger.debug("%s -> %s: %s", cut_sql(query), name, reason)
-    if conn is None or conn.server_status & AUTOCOMMIT:
-        return start(cursor, Step(query, backend, decided, reason), args)
-    # start(), for the common case: a connected replica whose session has autocommit off.
+        route_logger.debug("%s -> %s: %s", cut_sql(query), name, memo.reason)
+    conn = backend.conn
+    assert conn is not None
+    core.hit(memo, name)  # counted as the full path counts it (memo.stat, memo.role_stat)
+    if conn.server_status & AUTOCOMMIT:
+        return start(cursor, Step(query, backend, memo.decided, memo.reason), args)
+    # start(), for the common case: a replica session with autocommit off (an ORM's).
     cur = cursor._cursors.get(name)
     if cur is None or cur.connection is not conn:
         cur = cursor._cursor_for(backend)
@@ -101,8 +107,8 @@ def remembered_start(cursor: Cursor, query: str, args: Any) -> int | None:
     try:
         result = cur.execute(query, args)
     except err.MySQLError as exc:
-        return _start_failed(cursor, Step(query, backend, decided, reason), args, exc)
-    _began(router, backend, query, args, decided, cur)
+        return _start_failed(cursor, Step(query, backend, memo.decided, memo.reason), args, exc)
+    _began(cursor._router, backend, query, args, memo.decided, cur)
     return result
 
 
@@ -122,17 +128,25 @@ def _began(
     router: Router, backend: Backend, query: str, args: Any, decided: Decided, cur: Any
 ) -> None:
     """*query* opened an optimistic transaction on *backend*: learn from its reply, keep it."""
-    core = router.core
+    conn = backend.conn
+    assert conn is not None
+    plain = not conn.server_status & SESSION_STATE_CHANGED and decided.eff is NOTHING
+    trx = router.core.optimistic_began(backend.name, plain)
+    if not plain:
+        router.after(Step(query, backend, decided, decided.d.reason), cur)
+    keep(trx, query, args, driver.result_facts(cur))
+
+
+def _learn(router: Router, backend: Backend, query: str, decided: Decided, cur: Any) -> None:
+    """Learn from the reply to a read of an optimistic transaction on *backend*: the full
+    way when it carries session state (moved() then decides the state anew), else only
+    where FOUND_ROWS() lives now, as learn() would."""
     conn = backend.conn
     assert conn is not None
     if conn.server_status & SESSION_STATE_CHANGED or decided.eff is not NOTHING:
         router.after(Step(query, backend, decided, decided.d.reason), cur)
-    elif core.tracker is not None:  # what learn() does with a plain read's reply
-        core.tracker.found_rows_home = backend.name
-    core.optimistic_began(backend.name, query, decided)
-    trx = core.optimistic
-    assert trx is not None
-    keep(trx, query, args, driver.result_facts(cur))
+    elif router.core.tracker is not None:
+        router.core.tracker.found_rows_home = backend.name
 
 
 def execute(cursor: Cursor, query: str, args: Any) -> int:
@@ -185,7 +199,7 @@ def _stay(cursor: Cursor, trx: Transaction, replica: Backend, query: str, args: 
             return cursor._run_routed(query, args)
         keep(trx, query, args, error_outcome(exc.args[0], str(exc.args[-1])))
         raise
-    router.after(step, cur)
+    _learn(router, replica, query, step.decided, cur)
     keep(trx, query, args, driver.result_facts(cur))
     return result
 

@@ -113,7 +113,7 @@ class Router:
         if self.custom:
             self.filter_context(query, target)
         if stat is Stat.OPTIMISTIC_STARTED:
-            backend, reason, stat, check = self._optimistic_start(d, c)
+            backend, reason, stat, check = self._optimistic_start(d, c, picked)
             plain = False
         elif target is Target.SLAVE:
             backend, reason, check, simple = self._slave_target(d, c, picked)
@@ -171,11 +171,12 @@ class Router:
         return *self.read_backend(d, c), True
 
     def _optimistic_start(
-        self, d: Decision, c: Classification
+        self, d: Decision, c: Classification, picked: Backend | None
     ) -> tuple[Backend, str, str, str | None]:
         """The replica an optimistic transaction starts on, or the master when none may
         serve it: (backend, reason, statistic, the GTID check the replica must pass first).
-        Under session consistency the replica is chosen as for a session read."""
+        Under session consistency the replica is chosen as for a session read. *picked*: the
+        replica a remembered start picked but found unconnected."""
         candidates, _ = self.backends.eligible(d, self.allowed_slaves())
         if self.core.retry_on_master():
             why = f"{d.reason}; the last one ended in a conflict (its retry, most likely)"
@@ -183,7 +184,9 @@ class Router:
             if d.consistency == Level.SESSION:
                 backend, reason, check = session_backend(self, d, candidates)
             else:
-                backend, reason, check = self.backends.slave(candidates), d.reason, None
+                if picked is not None and picked.name not in candidates:
+                    picked = None
+                backend, reason, check = self.backends.slave(candidates, picked), d.reason, None
             if backend.role == Role.SLAVE:
                 return backend, reason, d.stat, check
             why = reason

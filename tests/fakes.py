@@ -404,3 +404,10 @@ def where(conn: msplugin.Connection, *statements: str) -> list[str]:
 def received(servers: FakeServers, name: str, word: str) -> list[str]:
     """The statements *servers[name]* received that contain *word*."""
     return [s for s in servers[name].log if word.upper() in s.upper()]
+
+
+def only_slave_1(
+    group: str, query: str, masters: list[str], slaves: list[str], last: str | None, trx: bool
+) -> tuple[list[str], list[str]]:
+    """A user_multi callback (named "fakes:only_slave_1"): reads may go to slave_1 alone."""
+    return masters, [s for s in slaves if s == "slave_1"]

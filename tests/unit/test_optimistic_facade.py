@@ -332,6 +332,45 @@ def test_remembered_starts_route_and_count_as_the_full_path(
         assert {n: same[n].log for n in expected_logs} == expected_logs
     assert ("conflict", "") in expected
     assert expected_stats["optimistic_started"] == 5  # the retry after the conflict: the master
-    # Only the first unit's reads, the writes and the retry's read were routed the full way.
-    assert "SELECT v FROM t WHERE id = 1" in routed
-    assert routed.count("SELECT v FROM t WHERE id = 1") <= 2, routed
+    # A start is remembered per state: the first unit's (nothing had run yet) and the second's
+    # were routed the full way, and the retry after the conflict (it must start on the
+    # master); every other unit started on a replica without being routed again.
+    assert routed.count("SELECT v FROM t WHERE id = 1") == 3, routed
+
+
+def test_a_filter_that_chooses_servers_decides_every_start(
+    connect: Connect, same: FakeServers
+) -> None:
+    # user_multi narrows the replicas at each statement: a start is never remembered past
+    # it (the round robin alone would send every other unit to slave_0).
+    filters = {"user_multi": {"callback": "fakes:only_slave_1"}, "roundrobin": []}
+    with optimistic(connect, filters=filters) as conn:
+        for _ in range(4):
+            assert where(conn, "SELECT v FROM t WHERE id = 1") == ["slave_1"]
+            conn.commit()
+        assert conn.stats()["optimistic_completed_on_replica"] == 4
+    assert received(same, "slave_0", "FROM t") == []
+
+
+def test_a_change_of_state_during_a_transaction_is_decided_anew_after_it(
+    connect: Connect, same: FakeServers
+) -> None:
+    # An optimistic transaction ends in the state it started from, whose remembered routes
+    # apply again, unless the state changed on the way: here what was remembered is
+    # forgotten (set_session_state), so the next start must be routed the full way.
+    sql = "SELECT v FROM t WHERE id = 1"
+    with optimistic(connect) as conn:
+        for _ in range(2):
+            where(conn, sql)
+            conn.commit()
+        routed = full_routes(conn)
+        where(conn, sql)
+        conn.commit()
+        assert routed == []  # remembered: started without being routed
+        where(conn, sql)
+        conn.set_session_state("sync")
+        conn.commit()
+        assert where(conn, sql) == ["slave_0"]
+        conn.commit()
+        assert routed == [sql]
+        assert conn.stats()["optimistic_completed_on_replica"] == 5
