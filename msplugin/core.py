@@ -103,6 +103,7 @@ class ConnectionCore(OptimisticState):
         self.optimistic: Transaction | None = None
         self.after_conflict = False  # see conflicted()
         self._resume: MemoTable | None = None  # see optimistic_began()
+        self.deferred: str | None = None  # see defer()
         self.injection = group.global_transaction_id_injection
         # Native GTID tracking, unless a ported mysqlnd_ms config fetches GTIDs with its own SQL.
         self.track_gtids = qos == Level.SESSION and not (
@@ -140,7 +141,7 @@ class ConnectionCore(OptimisticState):
         """No transaction, one open (pinned), or autocommit off (the next statement opens one)."""
         if self.pinned is not None:
             return OPEN
-        if not self.autocommit or self.sql_autocommit_off:
+        if not self.autocommit or self.sql_autocommit_off or self.deferred is not None:
             return AUTOCOMMIT_OFF
         return NO_TRANSACTION
 
@@ -156,6 +157,7 @@ class ConnectionCore(OptimisticState):
             or self.failed
             or self.optimistic is not None
             or self.after_conflict  # a remembered start would put the retry on a replica
+            or self.deferred is not None  # a state of one statement
             or (tracker is not None and not tracker.quiet())
         ):
             self.memo = NO_MEMO
@@ -485,6 +487,9 @@ class ConnectionCore(OptimisticState):
     def ended(self) -> None:
         """commit(), rollback(), close() or autocommit(True) ended any open transaction."""
         self.xa = False
+        if self.deferred is not None:  # a held-back BEGIN: nothing was sent, nothing is open
+            self.deferred = None
+            self.moved()
         if self.optimistic is not None:
             self.optimistic_over(COMPLETED)
             return
@@ -502,6 +507,7 @@ class ConnectionCore(OptimisticState):
         self.autocommit = value
         self.sql_autocommit_off = False  # sent to every open session, the master's included
         self.counts["trx_autocommit_on" if value else "trx_autocommit_off"] += 1
+        self.deferred = None  # a held-back BEGIN: the next statement decides either way
         if value:
             self.pinned = None  # switching autocommit on commits what was open
             self.xa = False
@@ -537,6 +543,7 @@ class ConnectionCore(OptimisticState):
         """connect() after close(): new sessions, nothing of the old ones is left."""
         self.closed = False
         self.optimistic = None
+        self.deferred = None
         self.failed.clear()
         if self.tracker is not None:
             self.tracker = Tracker(self.tracker.mode, tuple(self.roles))

@@ -176,6 +176,8 @@ class Cursor:
         core = self._core
         if core.optimistic is not None:
             return replay.execute(self, query, args)
+        if core.optimistic_on and replay.held_back(self, query):
+            return 0
         return self._run_routed(query, args, picked)
 
     def _run_routed(self, query: str, args: Any, picked: Backend | None = None) -> int:
@@ -188,6 +190,8 @@ class Cursor:
             return self._run_again(exc, args, self._current, step)
 
     def _run(self, step: Step, cur: pymysql.cursors.Cursor, args: Any) -> int:
+        if self._core.deferred is not None:  # the first statement after a held-back BEGIN
+            replay.send_deferred(self, step)
         if step.decided.d.stat is Stat.OPTIMISTIC_STARTED and step.backend.role == Role.SLAVE:
             return replay.start(self, step, args)  # the replica keeps what it answers
         self._current = cur
@@ -307,6 +311,8 @@ class Cursor:
         """Run a call that is never retried (it may have run in part): a lost connection
         raises with *refusal*."""
         conn = self.connection
+        if self._core.deferred is not None:
+            replay.send_deferred(self, step)
         cur = self._cursor_for(step.backend)
         self._current = cur
         try:
@@ -406,6 +412,8 @@ class Cursor:
         (PEP 249 .nextset(): https://peps.python.org/pep-0249/#cursor-objects)."""
         conn = self.connection
         cur = self._result()
+        if cur.connection is None:  # a held-back BEGIN's result (msplugin.replay.held_back)
+            return None
         conn._enter()
         try:
             return cur.nextset()

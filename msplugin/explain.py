@@ -7,7 +7,7 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 from msplugin import health
-from msplugin._types import Level, Role
+from msplugin._types import Level, Role, TrxKind
 from msplugin.classify import Classification, classify
 from msplugin.memo import Decided
 from msplugin.optimistic import Transaction, Verdict, admit
@@ -25,6 +25,15 @@ def explain(router: Router, sql: str) -> Explanation:
     if router.core.optimistic is not None:
         return _optimistic(router, sql, router.core.optimistic)
     decided = router.core.decided(sql, router.classifier)
+    if router.core.optimistic_on and router.core.holds(sql, decided.c):
+        what = "nothing is open" if decided.c.trx == TrxKind.END else "held back"
+        return Explanation(
+            decided.c.route,
+            "none",
+            None,
+            f"{what}, not sent: the transaction opens at its first statement, on a replica if "
+            "that is a plain read (trx_stickiness optimistic)",
+        )
     if router.custom:
         router.filter_context(sql, decided.d.target)  # what the filters leave, as at run time
     return _with_state(router, sql, decided, _target(router, decided.c, decided.d))

@@ -69,6 +69,9 @@ class Transaction:
     """An optimistic transaction running on *replica* (a backend name)."""
 
     replica: str
+    # The application's BEGIN or START TRANSACTION, held back (see defers()): the master's
+    # session runs with autocommit on, so the transaction starts there with it if it moves.
+    begin: str | None = None
     kept: list[Kept] = field(default_factory=list)
     rows: int = 0  # rows of the kept results so far
 
@@ -164,6 +167,23 @@ def start_decision(c: Classification, d: Decision, sql: str, qos: str, caps: Cap
         "autocommit off: the transaction starts on a replica (trx_stickiness optimistic)",
         Stat.OPTIMISTIC_STARTED,
         level,
+    )
+
+
+_SNAPSHOT: Final = re.compile(r"\bCONSISTENT\s++SNAPSHOT\b", re.IGNORECASE)
+
+
+def defers(c: Classification, sql: str) -> bool:
+    """Whether *sql*, classified *c*, is a BEGIN or START TRANSACTION that an optimistic
+    connection holds back with nothing open: the transaction opens at its first statement,
+    on a replica if that is a plain read, else with this text on the master. Not a hinted
+    one (the hint says where it goes), nor one WITH CONSISTENT SNAPSHOT (its snapshot is
+    taken at once), nor READ ONLY (it runs on one slave as under trx_stickiness "on")."""
+    return (
+        c.trx == TrxKind.BEGIN
+        and c.statements == 1
+        and not c.hinted
+        and _SNAPSHOT.search(sql) is None
     )
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from msplugin._types import Stat
+from msplugin._types import Stat, TrxKind
 from msplugin.memo import NO_MEMO, MemoTable
-from msplugin.optimistic import Caps, Transaction
+from msplugin.optimistic import Caps, Transaction, defers
 
 if TYPE_CHECKING:
+    from msplugin.classify import Classification
     from msplugin.memo import StateKey
     from msplugin.state import Tracker
 
@@ -37,6 +38,7 @@ class OptimisticState:
     autocommit: bool
     sql_autocommit_off: bool
     closed: bool
+    xa: bool
     tracker: Tracker | None
     memo: MemoTable
     _key: StateKey | None
@@ -45,6 +47,7 @@ class OptimisticState:
     caps: Caps
     optimistic: Transaction | None  # the transaction open on a replica
     after_conflict: bool  # see conflicted()
+    deferred: str | None  # see defer()
     _resume: MemoTable | None  # see optimistic_began()
 
     def moved(self) -> None:
@@ -68,7 +71,8 @@ class OptimisticState:
         learns from it the full way, and moved() decides the state anew)."""
         if plain and self.tracker is not None:
             self.tracker.found_rows_home = name
-        trx = self.optimistic = Transaction(name)
+        trx = self.optimistic = Transaction(name, self.deferred)
+        self.deferred = None
         self.pinned = name
         # The state it ends in is the one it started from, but for last_used: its table of
         # remembered routes, unless moved() runs before it ends (see optimistic_over).
@@ -78,6 +82,37 @@ class OptimisticState:
         self.memo = NO_MEMO
         self._key = None
         return trx
+
+    def holds(self, sql: str, c: Classification) -> bool:
+        """Whether *sql* (classified *c*) would not be sent: a BEGIN or START TRANSACTION
+        with nothing open (msplugin.optimistic.defers()) is held back, and a COMMIT or
+        ROLLBACK right after it ends nothing."""
+        if self.deferred is not None and c.trx == TrxKind.END and c.statements == 1:
+            return True
+        return self.optimistic_on and self.pinned is None and not self.xa and defers(c, sql)
+
+    def defer(self, sql: str, c: Classification) -> bool:
+        """True if *sql* is not sent (holds()). The statement after a held-back BEGIN
+        decides in the state of autocommit off (trx_context()): a plain read starts an
+        optimistic transaction on a replica; anything else runs on the master after the
+        BEGIN (the edge sends it: deferred_sent())."""
+        if not self.holds(sql, c):
+            return False
+        self.deferred = None if c.trx == TrxKind.END else sql
+        self.moved()  # nothing is remembered while a BEGIN is held back
+        return True
+
+    def deferred_sent(self) -> str:
+        """The held-back BEGIN, which the edge sends now (before a statement on the master);
+        put it back with defer_again() if it failed to reach the server."""
+        sql = self.deferred
+        assert sql is not None
+        self.deferred = None
+        return sql
+
+    def defer_again(self, sql: str) -> None:
+        self.deferred = sql
+        self.moved()
 
     def optimistic_over(self, stat: str | None) -> None:
         """The one place an optimistic transaction ends on its replica (rolled back there,

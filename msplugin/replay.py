@@ -30,7 +30,16 @@ if TYPE_CHECKING:
     from msplugin.memo import Decided, Memo
     from msplugin.router import Router
 
-__all__ = ["execute", "move", "not_optimistic", "remembered_start", "settle", "start"]
+__all__ = [
+    "execute",
+    "held_back",
+    "move",
+    "not_optimistic",
+    "remembered_start",
+    "send_deferred",
+    "settle",
+    "start",
+]
 
 route_logger = logging.getLogger("msplugin.routing")
 
@@ -207,30 +216,33 @@ def _stay(cursor: Cursor, trx: Transaction, replica: Backend, query: str, args: 
 def move(cursor: Cursor, trx: Transaction, why: str) -> None:
     """Roll the transaction back on its replica and run its kept reads again on the master,
     which then holds it; OptimisticConflict (the master rolled back) if one answers
-    differently. Only reads are run again: a write never is."""
+    differently. Only reads are run again: a write never is. A transaction the application
+    opened with BEGIN (held back: trx.begin) starts on the master with that text."""
     router = cursor._router
     core = router.core
     _rollback(router, router.by_name[trx.replica])
     core.optimistic_over(None)
     if not trx.kept:
+        if trx.begin is not None:  # sent before the statement that moves it
+            core.defer_again(trx.begin)
         return
     core.counts[Stat.OPTIMISTIC_REPLAYED] += 1
     master = router.backends.master()
     cur = cursor._cursor_for(master)
     cursor._current = cur
+    if trx.begin is not None:  # the master's session runs with autocommit on
+        try:
+            cur.execute(trx.begin)
+        except err.MySQLError as exc:
+            raise _lost_replaying(router, master, trx, why, exc) from exc
     for i, (query, args, result) in enumerate(trx.kept):
         try:
             cur.execute(query, args)
             got = driver.result_facts(cur)
         except err.MySQLError as exc:
-            if health.is_disconnect(exc):
-                router.backends.lost(master, exc)
-                raise err.OperationalError(
-                    health.CR_SERVER_LOST,
-                    f"{trx.reason(Verdict.MOVE, why)}; the connection to {master.info} was lost "
-                    "while its reads ran again there; nothing was written: run it again",
-                ) from exc
             got = error_outcome(exc.args[0], str(exc.args[-1]))
+            if health.is_disconnect(exc):
+                raise _lost_replaying(router, master, trx, why, exc) from exc
         if got != result:
             _rollback(router, master)
             core.conflicted()
@@ -241,6 +253,64 @@ def move(cursor: Cursor, trx: Transaction, why: str) -> None:
             )
     master.dirty = True
     core.optimistic_moved(master.name)
+
+
+def _lost_replaying(
+    router: Router, master: Backend, trx: Transaction, why: str, exc: err.MySQLError
+) -> err.MySQLError:
+    """The error for *exc*, raised while the moving transaction started on *master*: its
+    connection lost (nothing was written), or the server's own error (the master rolls back)."""
+    if not health.is_disconnect(exc):
+        _rollback(router, master)
+        return exc
+    router.backends.lost(master, exc)
+    return err.OperationalError(
+        health.CR_SERVER_LOST,
+        f"{trx.reason(Verdict.MOVE, why)}; the connection to {master.info} was lost "
+        "while its reads ran again there; nothing was written: run it again",
+    )
+
+
+def held_back(cursor: Cursor, query: str) -> bool:
+    """BEGIN or START TRANSACTION that the core holds back (ConnectionCore.defer()): nothing
+    is sent, and the cursor shows the OK result the server would have sent. The caller
+    holds the connection's token."""
+    router = cursor._router
+    core = router.core
+    if cursor._unbuffered or not core.defer(query, core.decided(query, router.classifier).c):
+        return False
+    if route_logger.isEnabledFor(logging.DEBUG):
+        route_logger.debug(
+            "%s: held back: the transaction opens at its first statement, on a replica if "
+            "that is a plain read (trx_stickiness optimistic)",
+            cut_sql(query),
+        )
+    done = cursor._cursorclass(None)  # type: ignore[arg-type]
+    done._executed = query  # type: ignore[attr-defined]
+    done.rowcount = 0
+    done.lastrowid = 0
+    cursor._current = done
+    return True
+
+
+def send_deferred(cursor: Cursor, step: Step) -> None:
+    """*step* opens the transaction of a held-back BEGIN: on a replica, start() opens it
+    there (read only); elsewhere the BEGIN goes first. If it does not reach the server it
+    is held back again, so that a statement run again after a lost connection sends it too."""
+    if step.decided.d.stat is Stat.OPTIMISTIC_STARTED and step.backend.role == Role.SLAVE:
+        return
+    router = cursor._router
+    core = router.core
+    sql = core.deferred_sent()
+    backend = step.backend
+    cur = cursor._cursor_for(backend)
+    try:
+        cur.execute(sql)
+    except err.MySQLError:
+        core.defer_again(sql)
+        raise
+    decided = core.decided(sql, router.classifier)
+    router.after(Step(sql, backend, decided, "held back until the first statement"), cur)
 
 
 def _on_master(cursor: Cursor, step: Step, args: Any, why: str) -> int:

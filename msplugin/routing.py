@@ -61,6 +61,8 @@ class Explanation:
     reason: str
 
     def __str__(self) -> str:
+        if self.role == "none":  # a held-back BEGIN (trx_stickiness optimistic)
+            return f"nowhere: {self.reason}"
         where = self.server or f"a {self.role} (picked at execution)"
         return f"{where}: {self.reason}"
 

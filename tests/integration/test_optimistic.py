@@ -203,3 +203,43 @@ def test_explain_and_the_plain_dbapi_follow_the_same_rules(
         e = conn.explain("SELECT name FROM opt_item")
         assert e.role == "slave" and e.server in {"slave_0", "slave_1"}
         assert conn.stats()["optimistic_replayed"] == 1
+
+
+def test_begin_with_autocommit_on_starts_on_a_replica_and_a_write_is_atomic_on_the_master(
+    engine: Engine, sandbox: Sandbox, make_config: Callable[..., str]
+) -> None:
+    """The plain DB-API with autocommit on: BEGIN is held back, a read-only transaction
+    runs on a replica (READ ONLY there), and one that writes runs on the master inside the
+    application's transaction: its ROLLBACK undoes the write."""
+    config = make_config(trx_stickiness="optimistic")
+    with msplugin.connect("sandbox", config=config, autocommit=True) as conn:
+        cur = conn.cursor()
+        conn.begin()
+        cur.execute("SELECT name FROM opt_item WHERE id = 1")
+        assert cur.fetchone() == ("item 1",)
+        replica = conn.last_used
+        assert replica is not None and replica.role == "slave"
+        # The replica's transaction is open and read only (InnoDB's own view of it).
+        node = next(n for n in sandbox.nodes if n.port == replica.port)
+        session = conn._router.by_name[replica.name].conn
+        assert session is not None
+        with sandbox.admin(node) as direct, direct.cursor() as dcur:
+            dcur.execute(
+                "SELECT trx_is_read_only FROM information_schema.innodb_trx"
+                " WHERE trx_mysql_thread_id = %s",
+                (session.thread_id(),),
+            )
+            assert dcur.fetchall() == ((1,),)
+        conn.rollback()
+        cur.execute("START TRANSACTION")
+        cur.execute("SELECT name FROM opt_item WHERE id = 2")
+        assert conn.last_used.role == "slave"
+        cur.execute("UPDATE opt_item SET name = 'undone' WHERE id = 2")
+        assert conn.last_used.role == "master"
+        cur.execute("ROLLBACK")
+        cur.execute("SELECT /*ms=master*/ name FROM opt_item WHERE id = 2")
+        stats = conn.stats()
+    with pymysql.connect(**master_params(sandbox)) as direct, direct.cursor() as cur:
+        cur.execute("SELECT name FROM opt_item WHERE id = 2")
+        assert cur.fetchone() == ("item 2",)
+    assert stats["optimistic_started"] == 2 and stats["optimistic_replayed"] == 1

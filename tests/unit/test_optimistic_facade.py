@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pymysql
 import pytest
 from fakes import Connect, FakeServers, received, where
 from routes import full_routes
@@ -374,3 +375,134 @@ def test_a_change_of_state_during_a_transaction_is_decided_anew_after_it(
         conn.commit()
         assert routed == [sql]
         assert conn.stats()["optimistic_completed_on_replica"] == 5
+
+
+# ------------------------------------------------------------ BEGIN with autocommit on
+
+
+def _log(servers: FakeServers, name: str) -> list[str]:
+    """What *name* received that is not the facade's own session set-up."""
+    return [s for s in servers[name].log if not s.upper().startswith(("SET ", "SELECT @@"))]
+
+
+def test_begin_is_held_back_and_a_read_only_transaction_runs_on_a_replica(
+    connect: Connect, same: FakeServers
+) -> None:
+    with connect(trx_stickiness="optimistic") as conn:  # autocommit on
+        for begin in (conn.begin, lambda: conn.cursor().execute("START TRANSACTION")):
+            begin()
+            assert where(conn, "SELECT v FROM t", "SELECT v FROM t WHERE id = 1") == (
+                ["slave_0"] * 2 if begin == conn.begin else ["slave_1"] * 2
+            )
+            conn.commit()
+        stats = conn.stats()
+    assert received(same, "master_0", "FROM t") == []
+    assert received(same, "master_0", "BEGIN") == received(same, "master_0", "START") == []
+    assert _log(same, "slave_0") == [
+        "START TRANSACTION READ ONLY",
+        "SELECT v FROM t",
+        "SELECT v FROM t WHERE id = 1",
+        "COMMIT",
+    ]
+    assert stats["optimistic_started"] == stats["optimistic_completed_on_replica"] == 2
+
+
+def test_a_held_back_begin_opens_the_masters_transaction_before_a_write(
+    connect: Connect, same: FakeServers
+) -> None:
+    with connect(trx_stickiness="optimistic") as conn:
+        cur = conn.cursor()
+        cur.execute("BEGIN")
+        cur.execute("UPDATE t SET v = 1")  # the first statement: the master, after BEGIN
+        cur.execute("SELECT v FROM t")
+        conn.rollback()
+        cur.execute("BEGIN")
+        cur.execute("SELECT v FROM t WHERE id = 1")  # on a replica
+        cur.execute("UPDATE t SET v = 2")  # moves: BEGIN, the read again, the write
+        conn.commit()
+        stats = conn.stats()
+    assert _log(same, "master_0") == [
+        "BEGIN",
+        "UPDATE t SET v = 1",
+        "SELECT v FROM t",
+        "ROLLBACK",
+        "BEGIN",
+        "SELECT v FROM t WHERE id = 1",
+        "UPDATE t SET v = 2",
+        "COMMIT",
+    ]
+    assert _log(same, "slave_0") == [
+        "START TRANSACTION READ ONLY",
+        "SELECT v FROM t WHERE id = 1",
+        "ROLLBACK",
+    ]
+    assert stats["optimistic_replayed"] == 1
+
+
+def test_a_held_back_begin_moved_before_any_read_starts_the_master_with_it(
+    connect: Connect, same: FakeServers
+) -> None:
+    # Over the cap with nothing kept: the transaction moves before its first read ran.
+    with connect(trx_stickiness="optimistic", optimistic={"max_rows": 1}) as conn:
+        cur = conn.cursor()
+        cur.execute("START TRANSACTION")
+        same["slave_0"].answers["FROM big"] = ((1,), (2,))
+        cur.execute("SELECT v FROM big")  # 2 rows kept: over the cap
+        with pytest.raises(msplugin.OptimisticConflict):
+            cur.execute("SELECT v FROM t")
+        conn.rollback()
+    assert _log(same, "master_0") == []  # the conflict ended it before the master
+
+
+def test_begin_then_commit_sends_nothing_and_shows_an_empty_result(
+    connect: Connect, same: FakeServers
+) -> None:
+    with connect(trx_stickiness="optimistic") as conn:
+        cur = conn.cursor()
+        assert str(conn.explain("BEGIN")).startswith("nowhere: held back, not sent: ")
+        assert cur.execute("BEGIN") == 0
+        assert conn.explain("COMMIT").role == "none"
+        assert conn.explain("SELECT v FROM t").role == "slave"
+        assert conn.explain("UPDATE t SET v = 1").role == "master"
+        assert cur.description is None and cur.rowcount == 0 and cur.fetchall() == []
+        assert cur.fetchone() is None and cur.nextset() is None
+        cur.execute("COMMIT")  # as the first statement: nothing is open anywhere
+        cur.execute("BEGIN")
+        conn.rollback()
+        assert where(conn, "SELECT v FROM t") == ["slave_0"]  # autocommit again: a plain read
+        assert conn.stats()["optimistic_started"] == 0
+    assert _log(same, "slave_0") == ["SELECT v FROM t"]
+    assert [s for s in _log(same, "master_0") if s != "COMMIT"] == []
+
+
+def test_begin_with_consistent_snapshot_or_a_hint_is_sent_at_once(
+    connect: Connect, same: FakeServers
+) -> None:
+    with connect(trx_stickiness="optimistic") as conn:
+        cur = conn.cursor()
+        for begin in ("START TRANSACTION WITH CONSISTENT SNAPSHOT", "/*ms=master*/BEGIN"):
+            cur.execute(begin)
+            assert conn.last_used is not None and conn.last_used.name == "master_0"
+            assert where(conn, "SELECT v FROM t") == ["master_0"]
+            conn.commit()
+    assert _log(same, "slave_0") == _log(same, "slave_1") == []
+
+
+def test_a_held_back_begin_that_does_not_reach_the_master_loses_nothing(
+    connect: Connect, same: FakeServers
+) -> None:
+    with connect(trx_stickiness="optimistic") as conn:
+        cur = conn.cursor()
+        where(conn, "UPDATE t SET v = 0")  # the master is connected
+        cur.execute("BEGIN")
+        same["master_0"].lose_next(sent=False)  # BEGIN never reaches it
+        # As with autocommit off: the statement that opens the transaction is not run
+        # again on its own (outside the transaction the application asked for).
+        with pytest.raises(pymysql.err.OperationalError, match="run the whole transaction"):
+            cur.execute("UPDATE t SET v = 1")
+        conn.rollback()
+        cur.execute("BEGIN")
+        cur.execute("UPDATE t SET v = 1")
+        conn.commit()
+    assert received(same, "master_0", "v = 1") == ["UPDATE t SET v = 1"]  # once, in BEGIN..COMMIT
+    assert _log(same, "master_0")[-3:] == ["BEGIN", "UPDATE t SET v = 1", "COMMIT"]
