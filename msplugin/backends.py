@@ -194,6 +194,7 @@ class Backends:
         self.defaults = defaults  # connect()'s keywords
         self.overrides = overrides  # API-level state that wins over per-server keys
         self.isolation: str | None = None  # set_isolation_level(): applied to every backend
+        self.init_sql: list[str] = []  # init_sessions(): run on every backend after connecting
         self.masters = [Backend(s) for s in group.masters]
         self.slaves = [Backend(s) for s in group.slaves]
         self.by_name = {b.name: b for b in self.masters + self.slaves}
@@ -339,6 +340,8 @@ class Backends:
                 return
         if self.isolation is not None:
             self.set_isolation(backend, self.isolation)
+        for sql in self.init_sql:
+            self.run_setup(backend, sql)
         health.record_success(backend.address)
         health.watch(
             backend.address,
@@ -349,10 +352,14 @@ class Backends:
         self.stats.counts[f"{kind}_connections_{backend.role}_success"] += 1
 
     def set_isolation(self, backend: Backend, level: str) -> None:
+        self.run_setup(backend, isolation_sql(level))
+
+    def run_setup(self, backend: Backend, sql: str) -> None:
+        """Run the session set-up statement *sql* on *backend*'s new session."""
         assert backend.conn is not None
         try:
             with backend.conn.cursor() as cur:
-                cur.execute(isolation_sql(level))
+                cur.execute(sql)
         except err.MySQLError as exc:
             if health.is_disconnect(exc):
                 self.lost(backend, exc)

@@ -39,7 +39,7 @@ from msplugin.options import sort_options
 from msplugin.recovery import quarantine_note
 from msplugin.retry import lost_commit
 from msplugin.router import Router
-from msplugin.routing import NO_TRANSACTION, Explanation
+from msplugin.routing import NO_TRANSACTION, OPEN, Explanation
 from msplugin.state import MODES, Tracker
 from msplugin.surface import PyMySQLSurface
 
@@ -394,6 +394,13 @@ class Connection(PyMySQLSurface):
             return {name: {} for name in self._backends.by_name}
         return tracker.snapshot()
 
+    @property
+    def service_level(self) -> tuple[str, int | None]:
+        """The service level reads follow now and its age limit: what set_qos() set last,
+        else the configuration's (quality_of_service), else ("eventual", None)."""
+        policy = self._core.policy
+        return policy.qos, policy.age
+
     def last_gtid(self) -> str | None:
         """The GTID of this connection's last write (None if unknown), to carry to later reads."""
         return self._core.gtid.last_write
@@ -535,6 +542,23 @@ class Connection(PyMySQLSurface):
             sql = isolation_sql(name)
             self._broadcast(lambda conn: conn.query(sql))
             self._backends.isolation = name
+        finally:
+            self._leave()
+
+    def init_sessions(self, sql: str) -> None:
+        """Run *sql* on every backend session: the open ones now, and each one opened later
+        (a reconnect, a pooled session) right after connecting, as PyMySQL's
+        ``init_command`` is. For a session setting that every server must have: sent as SQL,
+        a ``SET`` is not a read and reaches the master only. Not inside a transaction."""
+        self._check_open()
+        if self._core.trx_context() == OPEN:
+            raise TransactionError(
+                "init_sessions() inside a transaction: commit or roll back first"
+            )
+        self._enter()
+        try:
+            self._broadcast(lambda conn: conn.query(sql))
+            self._backends.init_sql.append(sql)
         finally:
             self._leave()
 
