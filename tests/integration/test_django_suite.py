@@ -66,8 +66,10 @@ def _suite() -> Path:
 
 
 def _databases(engine: str, names: str, **where: object) -> dict[str, dict[str, object]]:
+    # The test databases in utf8mb4, as the connections are (the sandbox's default is latin1).
+    test = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"}
     return {
-        alias: {"ENGINE": engine, "NAME": f"{names}_{alias}", **where}
+        alias: {"ENGINE": engine, "NAME": f"{names}_{alias}", "TEST": test, **where}
         for alias in ("default", "other")
     }
 
