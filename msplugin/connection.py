@@ -318,6 +318,8 @@ class Connection(PyMySQLSurface):
         """Start a transaction; every statement runs where it started until commit/rollback.
 
         It starts on the master, or with ``read_only=True`` and trx_stickiness "on" on one slave.
+        With trx_stickiness "optimistic" it is held back until its first statement, which
+        decides (MANUAL 10).
         """
         sql = "START TRANSACTION READ ONLY" if read_only else "BEGIN"
         self._enter()
