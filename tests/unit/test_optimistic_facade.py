@@ -439,10 +439,10 @@ def test_a_held_back_begin_opens_the_masters_transaction_before_a_write(
     assert stats["optimistic_replayed"] == 1
 
 
-def test_a_held_back_begin_moved_before_any_read_starts_the_master_with_it(
+def test_a_held_back_begin_whose_transaction_conflicts_leaves_the_master_untouched(
     connect: Connect, same: FakeServers
 ) -> None:
-    # Over the cap with nothing kept: the transaction moves before its first read ran.
+    # Over the cap after a read: the transaction ends in a conflict on its replica.
     with connect(trx_stickiness="optimistic", optimistic={"max_rows": 1}) as conn:
         cur = conn.cursor()
         cur.execute("START TRANSACTION")
