@@ -16,9 +16,10 @@ from pymysql.constants import CLIENT, SERVER_STATUS
 
 from msplugin import driver, health
 from msplugin._types import Level, Role, Stat
+from msplugin.acquire import Plan, master_plan, slave_plan
 from msplugin.config import GroupConfig, PoolingConfig, ServerConfig
 from msplugin.consistency import SESSION_STATE_CHANGED, gtid_tracking
-from msplugin.errors import NoBackendAvailable, PoolTimeout
+from msplugin.errors import PoolTimeout
 from msplugin.filters import UserCallback, make_picker
 from msplugin.health import down as _down
 from msplugin.monitor import monitor, monitor_params
@@ -209,6 +210,7 @@ class Backends:
         )
 
     def master(self, *, lazy: bool = True, only: tuple[str, ...] | None = None) -> Backend:
+        """The master (of *only*), connected: msplugin.acquire.master_plan, driven here."""
         backend = self.master_backend
         if (
             backend is not None
@@ -216,84 +218,34 @@ class Backends:
             and (only is None or backend.name in only)
         ):
             return backend
-        errors = []
-        # Several masters (multi_master): the first that answers takes the writes and keeps
-        # them, as MySQL Router's read-write mode; never load-balanced per statement.
-        for candidate in self.masters:
-            if only is not None and candidate.name not in only:
-                continue
-            if candidate.conn is not None:
-                self.master_backend = candidate
-                return candidate
-            why = health.down.get(candidate.address)
-            if why is not None:
-                # Quarantined: the probe tells when it answers again; no connect timeout here.
-                errors.append(f"{candidate.info}: quarantined ({why})")
-                continue
-            try:
-                self.open(candidate, lazy=lazy)
-            except PoolTimeout:
-                raise  # the server is fine; this process is using all its pooled connections
-            except err.OperationalError as exc:
-                errors.append(f"{candidate.info}: {exc.args[-1]}")
-                continue
-            self.master_backend = candidate
-            return candidate
-        raise NoBackendAvailable(
-            f"group {self.group.name!r}: no master could be connected; nothing was executed: "
-            + "; ".join(errors)
-        )
+        return self.drive(master_plan(self, only), lazy=lazy)
 
     def slave(self, candidates: tuple[str, ...], picked: Backend | None = None) -> Backend:
+        """A read's server among *candidates*, connected (*picked*: the load balancer's pick
+        already made): msplugin.acquire.slave_plan, driven here."""
         backend = picked or self.by_name[self.picker.pick(candidates)]
         if backend.conn is not None:
             return backend
-        if backend.role == Role.MASTER:  # the user filter may send a read to a master
-            return self.master(only=(backend.name,))
-        failover = self.group.failover
-        tried: list[str] = []
-        errors: list[str] = []
-        while True:
-            try:
-                self.open(backend, lazy=True)
-                return backend
-            except PoolTimeout:
-                raise
-            except err.OperationalError as exc:
-                tried.append(backend.name)
-                errors.append(f"{backend.info}: {exc.args[-1]}")
-                if failover.remember_failed:
-                    self.core.mark_failed(backend.name)
-                if failover.strategy == "disabled":
+        return self.drive(slave_plan(self, candidates, backend), lazy=True)
+
+    def drive(self, plan: Plan, *, lazy: bool) -> Backend:
+        """Run *plan* (msplugin.acquire): open each backend it asks for, tell it how that
+        went. A pool out of connections ends it: the server is fine, the process is busy."""
+        try:
+            backend = next(plan)
+            while True:
+                try:
+                    self.open(backend, lazy=lazy)
+                except PoolTimeout:
+                    plan.close()
                     raise
-                limit = failover.max_retries
-                down = health.down
-                left = tuple(
-                    n for n in candidates if n not in tried and self.by_name[n].address not in down
-                )
-                if failover.strategy == "master" or not left or (limit and len(tried) >= limit):
-                    logger.warning(
-                        "group %r: cannot connect to %s (%s); failing over to the master",
-                        self.group.name,
-                        backend.info,
-                        exc.args[-1],
-                    )
-                    self.stats.counts[Stat.USE_MASTER_FAILOVER] += 1
-                    try:
-                        return self.master()
-                    except NoBackendAvailable as final:
-                        raise NoBackendAvailable(
-                            f"group {self.group.name!r}: no server could serve the read; "
-                            f"replicas tried: {'; '.join(errors)}; and {final.args[-1]}"
-                        ) from final
-                backend = self.by_name[self.picker.pick(left)]
-                logger.warning(
-                    "group %r: cannot connect to %s (%s); trying %s",
-                    self.group.name,
-                    self.by_name[tried[-1]].info,
-                    exc.args[-1],
-                    backend.name,
-                )
+                except err.OperationalError as exc:
+                    backend = plan.send(exc)
+                else:
+                    backend = plan.send(None)
+        except StopIteration as done:
+            result: Backend = done.value
+            return result
 
     def open(self, backend: Backend, *, lazy: bool, retry_stale: bool = False) -> None:
         kind = "lazy" if lazy else "non_lazy"
