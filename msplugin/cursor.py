@@ -25,7 +25,6 @@ import pymysql.cursors
 from pymysql import err
 
 from msplugin import gtid_reads, recovery, replay
-from msplugin._types import Role, Stat
 from msplugin.classify import cut_sql
 from msplugin.filters import record_latency
 from msplugin.health import down as _down
@@ -192,7 +191,7 @@ class Cursor:
     def _run(self, step: Step, cur: pymysql.cursors.Cursor, args: Any) -> int:
         if self._core.deferred is not None:  # the first statement after a held-back BEGIN
             replay.send_deferred(self, step)
-        if step.decided.d.stat is Stat.OPTIMISTIC_STARTED and step.backend.role == Role.SLAVE:
+        if step.opens_on_replica():
             return replay.start(self, step, args)  # the replica keeps what it answers
         self._current = cur
         if step.check is not None:

@@ -69,7 +69,7 @@ class OptimisticState:
         transaction. *plain*: the read's reply carries no session state and the read changes
         none, so all there is to learn from it is where FOUND_ROWS() lives (else the edge
         learns from it the full way, and moved() decides the state anew)."""
-        if plain and self.tracker is not None:
+        if plain and self.tracker is not None:  # optimistic_read(), inlined: once per unit
             self.tracker.found_rows_home = name
         trx = self.optimistic = Transaction(name, self.deferred)
         self.deferred = None
@@ -113,6 +113,13 @@ class OptimisticState:
     def defer_again(self, sql: str) -> None:
         self.deferred = sql
         self.moved()
+
+    def optimistic_read(self, name: str) -> None:
+        """A plain read of the open optimistic transaction ran on its replica *name* and its
+        reply carries no session state: all there is to learn is where FOUND_ROWS() lives
+        (else the edge learns from the reply the full way)."""
+        if self.tracker is not None:
+            self.tracker.found_rows_home = name
 
     def optimistic_over(self, stat: str | None) -> None:
         """The one place an optimistic transaction ends on its replica (rolled back there,

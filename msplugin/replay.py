@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pymysql import err
 
 from msplugin import driver, gtid_reads, health
-from msplugin._types import Level, Role, Stat
+from msplugin._types import Level, Stat
 from msplugin.classify import cut_sql
 from msplugin.consistency import SESSION_STATE_CHANGED
 from msplugin.core import AUTOCOMMIT
@@ -148,14 +148,14 @@ def _began(
 
 def _learn(router: Router, backend: Backend, query: str, decided: Decided, cur: Any) -> None:
     """Learn from the reply to a read of an optimistic transaction on *backend*: the full
-    way when it carries session state (moved() then decides the state anew), else only
-    where FOUND_ROWS() lives now, as learn() would."""
+    way when it carries session state (moved() then decides the state anew), else as the
+    core learns from a plain read (optimistic_read())."""
     conn = backend.conn
     assert conn is not None
     if conn.server_status & SESSION_STATE_CHANGED or decided.eff is not NOTHING:
         router.after(Step(query, backend, decided, decided.d.reason), cur)
-    elif router.core.tracker is not None:
-        router.core.tracker.found_rows_home = backend.name
+    else:
+        router.core.optimistic_read(backend.name)
 
 
 def execute(cursor: Cursor, query: str, args: Any) -> int:
@@ -297,7 +297,7 @@ def send_deferred(cursor: Cursor, step: Step) -> None:
     """*step* opens the transaction of a held-back BEGIN: on a replica, start() opens it
     there (read only); elsewhere the BEGIN goes first. If it does not reach the server it
     is held back again, so that a statement run again after a lost connection sends it too."""
-    if step.decided.d.stat is Stat.OPTIMISTIC_STARTED and step.backend.role == Role.SLAVE:
+    if step.opens_on_replica():
         return
     router = cursor._router
     core = router.core
@@ -322,7 +322,7 @@ def _on_master(cursor: Cursor, step: Step, args: Any, why: str) -> int:
 def not_optimistic(cursor: Cursor, step: Step, why: str) -> Step:
     """*step* on the master if it would start an optimistic transaction on a replica (for a
     call whose results cannot be kept); else *step*."""
-    if step.decided.d.stat is not Stat.OPTIMISTIC_STARTED or step.backend.role != Role.SLAVE:
+    if not step.opens_on_replica():
         return step
     router = cursor._router
     master = router.backends.master()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from msplugin._types import Role, Stat
+
 if TYPE_CHECKING:
     from msplugin.backends import Backend
     from msplugin.memo import Decided, MemoTable
@@ -32,3 +34,8 @@ class Step:
         self.reason = reason
         self.check = check
         self.memo = memo
+
+    def opens_on_replica(self) -> bool:
+        """Whether this read opens an optimistic transaction on a replica (msplugin.replay
+        runs it: the replica keeps what it answers)."""
+        return self.decided.d.stat is Stat.OPTIMISTIC_STARTED and self.backend.role == Role.SLAVE
