@@ -11,14 +11,13 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import django
 import pytest
 from live import PRIMARY
 
 from msplugin.sandbox import Sandbox
 
 pytestmark = pytest.mark.integration
-
-django = pytest.importorskip("django")  # the dev extra installs it: never skipped in make test
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,6 @@ import sys
 
 import pytest
 
-pytest.importorskip("django")  # the dev extra installs it: never skipped in make test
-
 CHECK = """
 import pymysql, pymysql.err
 original = sys.modules["pymysql.err"]
