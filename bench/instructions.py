@@ -23,6 +23,8 @@ Loops (one unit each):
   rw       autocommit off: SELECT row 1, UPDATE row 2, COMMIT under "optimistic" against
            "master": the SELECT runs on a replica, then again on the master before the UPDATE
            (a replayed unit)
+  aone     SELECT 1 on a replica through msplugin.aio, against raw aiomysql on that replica
+  apk      primary-key SELECT, the same way
 
     python bench/instructions.py child raw|facade KIND N CONFIG GROUP   (the measured child)
 """
@@ -53,7 +55,11 @@ KINDS = {
     "sqla": "sqlalchemy_core_unit",
     "ro": "optimistic_read_only_unit",
     "rw": "optimistic_replayed_unit",
+    "aone": "aio_select_1",
+    "apk": "aio_select_pk",
 }
+# Kinds run through msplugin.aio against raw aiomysql (on the same replica).
+ASYNC: Final = ("aone", "apk")
 # Kinds whose facade runs under trx_stickiness "optimistic", measured against "master" too.
 OPTIMISTIC: Final = ("ro", "rw")
 # Kinds that run with autocommit off.
@@ -135,6 +141,41 @@ def _sqla_child(mode: str, n: int, config: str, group: str) -> None:
             conn.execute(update, {"id": 1})
 
 
+def _aio_child(mode: str, kind: str, n: int, config: str, group: str) -> None:
+    import asyncio
+
+    import aiomysql
+    from throughput import PK_SELECT, ROWS
+
+    import msplugin.aio
+
+    async def main() -> None:
+        facade = await msplugin.aio.connect(group, config=config)
+        cur: Any = facade.cursor()
+        await cur.execute("SELECT 1")
+        await cur.fetchall()
+        if mode == "raw":
+            used = facade.last_used
+            assert used is not None
+            s = next(s for s in facade.group.slaves if s.name == used.name)
+            raw = await aiomysql.connect(
+                host=s.host, port=s.port, user=s.user, password=s.password, db=s.db,
+                autocommit=True,
+            )  # fmt: skip
+            cur = await raw.cursor()
+        for i in range(WARM + n):
+            if kind == "aone":
+                await cur.execute("SELECT 1")
+            else:
+                await cur.execute(PK_SELECT, (i % ROWS,))
+            await cur.fetchall()
+        if mode == "raw":
+            raw.close()
+        facade.close()
+
+    asyncio.run(main())
+
+
 def _child(mode: str, kind: str, n: int, config: str, group: str) -> None:
     from throughput import raw_connect
 
@@ -142,6 +183,9 @@ def _child(mode: str, kind: str, n: int, config: str, group: str) -> None:
 
     if kind == "sqla":
         _sqla_child(mode, n, config, group)
+        return
+    if kind in ASYNC:
+        _aio_child(mode, kind, n, config, group)
         return
 
     autocommit = kind not in UNITS

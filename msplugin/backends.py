@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -17,19 +17,20 @@ from pymysql.constants import CLIENT, SERVER_STATUS
 from msplugin import driver, health
 from msplugin._types import Level, Role, Stat
 from msplugin.acquire import Plan, master_plan, slave_plan
-from msplugin.config import GroupConfig, PoolingConfig, ServerConfig
+from msplugin.config import GroupConfig, ServerConfig
 from msplugin.consistency import SESSION_STATE_CHANGED, gtid_tracking
 from msplugin.errors import PoolTimeout
 from msplugin.filters import UserCallback, make_picker
 from msplugin.health import down as _down
 from msplugin.monitor import monitor, monitor_params
 from msplugin.monitor import not_replicating as _not_replicating
-from msplugin.pool import Pool, discard_idle, get_pool
+from msplugin.pool import discard_idle
 from msplugin.routing import Decision, split_replicating
 from msplugin.stats import Stats
 
 if TYPE_CHECKING:
     from msplugin.core import ConnectionCore
+    from msplugin.port import Port
 
 __all__ = ["Backend", "Backends", "ServerInfo", "consumed", "detail", "isolation_sql"]
 
@@ -66,18 +67,20 @@ class Backend:
         "multi_statements",
         "name",
         "pool",
+        "port",
         "role",
         "server",
     )
 
-    def __init__(self, server: ServerConfig) -> None:
+    def __init__(self, server: ServerConfig, port: Port) -> None:
         self.server = server
+        self.port = port  # the edge's I/O: closing the connection is the edge's
         self.name = server.name
         self.role = server.role
         self.info = ServerInfo(server.role, server.name, server.host, server.port)
         # The quarantine's key: the server, whoever connects to it.
         self.address: Address = (server.host, server.port, server.socket or "")
-        self.pool: Pool | None = None  # the pool the connection was borrowed from
+        self.pool: Any = None  # the pool the connection was borrowed from
         self.conn: driver.Connection | None = None
         # Ran a statement since the last commit/rollback (matters with autocommit off).
         self.dirty = False
@@ -110,34 +113,16 @@ class Backend:
         params.update(overrides)
         return params
 
-    def connect(
-        self,
-        defaults: Mapping[str, Any],
-        overrides: Mapping[str, Any],
-        *,
-        flags: int = 0,
-        pooling: PoolingConfig | None = None,
-        before_wait: Callable[[], None] | None = None,
-    ) -> driver.Connection:
-        """Open the connection, adding client capability *flags* to the configured ones, or
-        borrow one from the process's pool for these options when *pooling* is enabled."""
-        params = self.params(defaults, overrides)
-        if flags:
-            params["client_flag"] = params.get("client_flag", 0) | flags
-        if pooling is not None and pooling.enabled:
-            pool = get_pool(params, pooling, str(self.info))
-            conn = pool.checkout(before_wait)
-            self.pool = pool
-        else:
-            conn = driver.connect(**params)
-            self.pool = None
+    def attach(self, conn: Any, pool: Any, flags: int) -> None:
+        """*conn* (opened with client capability *flags*, or borrowed from *pool*) is now
+        this backend's connection."""
         self.conn = conn
+        self.pool = pool
         driver.held(self.address, +1)
-        version = str(conn.get_server_info())  # type: ignore[no-untyped-call]
+        version = str(conn.get_server_info())
         self.flavor = "mariadb" if "MariaDB" in version else "mysql"
         self.multi_statements = bool(flags & CLIENT.MULTI_STATEMENTS)
-        logger.debug("connected to %s%s", self.info, " (pooled)" if self.pool else "")
-        return conn
+        logger.debug("connected to %s%s", self.info, " (pooled)" if pool else "")
 
     @property
     def opened_at(self) -> float:
@@ -165,15 +150,11 @@ class Backend:
             return
         driver.held(self.address, -1)
         pool, self.pool = self.pool, None
-        if pool is not None:
-            pool.checkin(conn, broken=broken)
-            return
-        if conn.open:
-            try:
-                conn.close()
-            except pymysql.err.Error:
-                # The socket is gone either way; a failed COM_QUIT must not hide other work.
-                logger.debug("error while closing %s", self.info, exc_info=True)
+        try:
+            self.port.release(conn, pool, broken=broken)
+        except pymysql.err.Error:
+            # The socket is gone either way; a failed COM_QUIT must not hide other work.
+            logger.debug("error while closing %s", self.info, exc_info=True)
 
 
 class Backends:
@@ -188,6 +169,7 @@ class Backends:
         defaults: dict[str, Any],
         overrides: dict[str, Any],
         pick_server: UserCallback | None,
+        port: Port,
     ) -> None:
         self.group = group
         self.core = core
@@ -196,8 +178,9 @@ class Backends:
         self.overrides = overrides  # API-level state that wins over per-server keys
         self.isolation: str | None = None  # set_isolation_level(): applied to every backend
         self.init_sql: list[str] = []  # init_sessions(): run on every backend after connecting
-        self.masters = [Backend(s) for s in group.masters]
-        self.slaves = [Backend(s) for s in group.slaves]
+        self.port = port
+        self.masters = [Backend(s, port) for s in group.masters]
+        self.slaves = [Backend(s, port) for s in group.slaves]
         self.by_name = {b.name: b for b in self.masters + self.slaves}
         self.slave_names = tuple(b.name for b in self.slaves)
         self.master_backend: Backend | None = None  # the master that takes the writes
@@ -209,7 +192,7 @@ class Backends:
             pick_server,
         )
 
-    def master(self, *, lazy: bool = True, only: tuple[str, ...] | None = None) -> Backend:
+    async def master(self, *, lazy: bool = True, only: tuple[str, ...] | None = None) -> Backend:
         """The master (of *only*), connected: msplugin.acquire.master_plan, driven here."""
         backend = self.master_backend
         if (
@@ -218,24 +201,24 @@ class Backends:
             and (only is None or backend.name in only)
         ):
             return backend
-        return self.drive(master_plan(self, only), lazy=lazy)
+        return await self.drive(master_plan(self, only), lazy=lazy)
 
-    def slave(self, candidates: tuple[str, ...], picked: Backend | None = None) -> Backend:
+    async def slave(self, candidates: tuple[str, ...], picked: Backend | None = None) -> Backend:
         """A read's server among *candidates*, connected (*picked*: the load balancer's pick
         already made): msplugin.acquire.slave_plan, driven here."""
         backend = picked or self.by_name[self.picker.pick(candidates)]
         if backend.conn is not None:
             return backend
-        return self.drive(slave_plan(self, candidates, backend), lazy=True)
+        return await self.drive(slave_plan(self, candidates, backend), lazy=True)
 
-    def drive(self, plan: Plan, *, lazy: bool) -> Backend:
+    async def drive(self, plan: Plan, *, lazy: bool) -> Backend:
         """Run *plan* (msplugin.acquire): open each backend it asks for, tell it how that
         went. A pool out of connections ends it: the server is fine, the process is busy."""
         try:
             backend = next(plan)
             while True:
                 try:
-                    self.open(backend, lazy=lazy)
+                    await self.open(backend, lazy=lazy)
                 except PoolTimeout:
                     plan.close()
                     raise
@@ -247,8 +230,55 @@ class Backends:
             result: Backend = done.value
             return result
 
-    def open(self, backend: Backend, *, lazy: bool, retry_stale: bool = False) -> None:
+    async def open(self, backend: Backend, *, lazy: bool, retry_stale: bool = False) -> None:
         kind = "lazy" if lazy else "non_lazy"
+        flags = self.flags(backend)
+        params = backend.params(self.defaults, self.overrides)
+        params["client_flag"] = params.get("client_flag", 0) | flags
+        try:
+            conn, pool = await self.port.connect(
+                params, self.group.pooling, str(backend.info), lambda: self.spare(backend)
+            )
+        except err.OperationalError as exc:
+            self.stats.counts[f"{kind}_connections_{backend.role}_failure"] += 1
+            if health.is_disconnect(exc):
+                self.report_failure(backend, f"cannot connect: {exc.args[-1]}", None)
+            raise
+        backend.attach(conn, pool, flags)
+        core = self.core
+        core.flavors[backend.name] = backend.flavor
+        if backend.role == Role.MASTER:
+            core.sql_autocommit_off = False  # a new session: autocommit as connect() set it
+        track_gtids = backend.role == Role.MASTER and core.track_gtids
+        if track_gtids or core.tracker is not None:
+            try:
+                await self.setup_tracking(
+                    backend, gtids=track_gtids, state=core.tracker is not None
+                )
+            except err.MySQLError as exc:
+                # A pooled connection that broke while idle (the server restarted): nothing
+                # of the application's was sent; try once more with a new connection.
+                pooled = backend.pool is not None
+                self.stats.counts[f"{kind}_connections_{backend.role}_failure"] += 1
+                if not pooled or retry_stale or not health.is_disconnect(exc):
+                    self.lost(backend, exc)
+                    raise
+                self.discard(backend)
+                await self.open(backend, lazy=lazy, retry_stale=True)
+                return
+        for sql in self.setup_sql():
+            await self.run_setup(backend, sql)
+        health.record_success(backend.address)
+        health.watch(
+            backend.address,
+            str(backend.info),
+            self.probe_params(backend),
+            self.group.quarantine,
+        )
+        self.stats.counts[f"{kind}_connections_{backend.role}_success"] += 1
+
+    def flags(self, backend: Backend) -> int:
+        """The client capabilities msplugin adds when it opens *backend*."""
         # Session tracking costs nothing until a tracked item changes; it tells msplugin the
         # master's GTIDs and, with session_state, changes no statement text shows.
         flags = CLIENT.SESSION_TRACK
@@ -259,65 +289,24 @@ class Backends:
             # Lets a session-consistent read carry its GTID check in the same packet: in a
             # group configured for session consistency, or opened after set_qos("session").
             flags |= CLIENT.MULTI_STATEMENTS
-        try:
-            backend.connect(
-                self.defaults,
-                self.overrides,
-                flags=flags,
-                pooling=self.group.pooling,
-                before_wait=lambda: self.spare(backend),
-            )
-        except err.OperationalError as exc:
-            self.stats.counts[f"{kind}_connections_{backend.role}_failure"] += 1
-            if health.is_disconnect(exc):
-                self.report_failure(backend, f"cannot connect: {exc.args[-1]}", None)
-            raise
-        core.flavors[backend.name] = backend.flavor
-        if backend.role == Role.MASTER:
-            core.sql_autocommit_off = False  # a new session: autocommit as connect() set it
-        track_gtids = backend.role == Role.MASTER and core.track_gtids
-        if track_gtids or core.tracker is not None:
-            try:
-                self.setup_tracking(backend, gtids=track_gtids, state=core.tracker is not None)
-            except err.MySQLError as exc:
-                # A pooled connection that broke while idle (the server restarted): nothing
-                # of the application's was sent; try once more with a new connection.
-                pooled = backend.pool is not None
-                self.stats.counts[f"{kind}_connections_{backend.role}_failure"] += 1
-                if not pooled or retry_stale or not health.is_disconnect(exc):
-                    self.lost(backend, exc)
-                    raise
-                self.discard(backend)
-                self.open(backend, lazy=lazy, retry_stale=True)
-                return
-        if self.isolation is not None:
-            self.set_isolation(backend, self.isolation)
-        for sql in self.init_sql:
-            self.run_setup(backend, sql)
-        health.record_success(backend.address)
-        health.watch(
-            backend.address,
-            str(backend.info),
-            self.probe_params(backend),
-            self.group.quarantine,
-        )
-        self.stats.counts[f"{kind}_connections_{backend.role}_success"] += 1
+        return flags
 
-    def set_isolation(self, backend: Backend, level: str) -> None:
-        self.run_setup(backend, isolation_sql(level))
+    def setup_sql(self) -> list[str]:
+        """The statements every new session runs: set_isolation_level(), init_sessions()."""
+        if self.isolation is None:
+            return self.init_sql
+        return [isolation_sql(self.isolation), *self.init_sql]
 
-    def run_setup(self, backend: Backend, sql: str) -> None:
+    async def run_setup(self, backend: Backend, sql: str) -> None:
         """Run the session set-up statement *sql* on *backend*'s new session."""
-        assert backend.conn is not None
         try:
-            with backend.conn.cursor() as cur:
-                cur.execute(sql)
+            await self.port.query(backend.conn, sql)
         except err.MySQLError as exc:
             if health.is_disconnect(exc):
                 self.lost(backend, exc)
             raise
 
-    def setup_tracking(self, backend: Backend, *, gtids: bool, state: bool) -> None:
+    async def setup_tracking(self, backend: Backend, *, gtids: bool, state: bool) -> None:
         """One statement at connect: report GTIDs (master), and session state changes."""
         assert backend.conn is not None
         parts = []
@@ -326,8 +315,7 @@ class Backends:
         if state:
             parts.append("session_track_state_change = ON, session_track_schema = ON")
         try:
-            with backend.conn.cursor() as cur:
-                cur.execute("SET SESSION " + ", ".join(parts))
+            await self.port.query(backend.conn, "SET SESSION " + ", ".join(parts))
             consumed(backend)
         except err.MySQLError as exc:
             if health.is_disconnect(exc):
@@ -348,15 +336,15 @@ class Backends:
                     exc,
                 )
 
-    def connect_all(self) -> None:
+    async def connect_all(self) -> None:
         """lazy_connections false: connect the master and every slave now (a slave that
         cannot be connected is logged and left for later; no master raises)."""
-        self.master(lazy=False)
+        await self.master(lazy=False)
         for backend in self.slaves:
             if backend.address in health.down:
                 continue  # quarantined: connected lazily once a probe brings it back
             try:
-                self.open(backend, lazy=False)
+                await self.open(backend, lazy=False)
             except err.OperationalError as exc:
                 logger.warning(
                     "group %r: cannot connect to %s (%s)",

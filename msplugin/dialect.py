@@ -12,7 +12,7 @@ SQLAlchemy's test harness finds the provisioning in msplugin.provision.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -72,23 +72,28 @@ class MSPluginDialect(MySQLDialect_pymysql):
         refused. Query keys are PyMySQL connect() options, plus ``config`` and ``pick_server``.
         Connections start with autocommit off, as PEP 249 and SQLAlchemy expect.
         """
-        group = url.host
-        scheme = url.drivername
-        if not group:
-            raise ArgumentError(
-                f"{scheme}:// URLs name the group as the host: "
-                f"{scheme}://user:password@GROUP/database?config=PATH"
-            )
-        if url.port is not None:
-            raise ArgumentError(
-                f"{scheme}://...@{group}:{url.port}: a port has no meaning here; "
-                "the group's servers and their ports come from the configuration"
-            )
         _args, opts = super().create_connect_args(url, _translate_args)
-        del opts["host"]
-        opts.setdefault("autocommit", False)
-        opts["client_flag"] = int(opts.get("client_flag", 0)) | CLIENT.FOUND_ROWS
-        return [group], opts
+        return group_args(url, opts)
+
+
+def group_args(url: URL, opts: MutableMapping[str, Any]) -> ConnectArgsType:
+    """connect() arguments for *url*, whose host names the group (see create_connect_args)."""
+    group = url.host
+    scheme = url.drivername
+    if not group:
+        raise ArgumentError(
+            f"{scheme}:// URLs name the group as the host: "
+            f"{scheme}://user:password@GROUP/database?config=PATH"
+        )
+    if url.port is not None:
+        raise ArgumentError(
+            f"{scheme}://...@{group}:{url.port}: a port has no meaning here; "
+            "the group's servers and their ports come from the configuration"
+        )
+    opts.pop("host", None)
+    opts.setdefault("autocommit", False)
+    opts["client_flag"] = int(opts.get("client_flag", 0)) | CLIENT.FOUND_ROWS
+    return [group], opts
 
 
 class MSPluginMariaDBDialect(MariaDBDialect, MSPluginDialect):

@@ -22,7 +22,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 
 import pymysql
 from pymysql import err
@@ -39,7 +39,9 @@ __all__ = [
     "max_allowed_packet",
     "not_sent",
     "peer_closed",
+    "register_driver",
     "result_facts",
+    "warnings_of",
 ]
 
 Address = tuple[str, int, str]  # host, port, socket: a server, whoever connects to it
@@ -190,14 +192,36 @@ def interrupt(address: Address) -> int:
             # The plain socket's shutdown, also for TLS: no TLS alert to a hung server.
             socket.socket.shutdown(sock, socket.SHUT_RDWR)
             n += 1
-    return n
+    return n + sum(other.interrupt(address) for other in _other_drivers)
 
 
 def application_connections(address: Address) -> int:
     """Open connections to *address* that this process holds for the application."""
     with _registry_lock:
         conns = list(_registry.get(address, ()))
-    return sum(1 for c in conns if c._sock is not None and not c.internal)
+    return sum(1 for c in conns if c._sock is not None and not c.internal) + sum(
+        other.count(address) for other in _other_drivers
+    )
+
+
+class OtherDriver(Protocol):
+    """Another driver's connections of the process (msplugin.aio's), for the quarantine."""
+
+    def count(self, address: Address) -> int:
+        """Its open application connections to *address*."""
+        ...
+
+    def interrupt(self, address: Address) -> int:
+        """Break its connections to *address* (from any thread); how many."""
+        ...
+
+
+_other_drivers: list[OtherDriver] = []
+
+
+def register_driver(other: OtherDriver) -> None:
+    """Have interrupt() and application_connections() cover *other*'s connections too."""
+    _other_drivers.append(other)
 
 
 def not_sent(exc: BaseException) -> bool:
@@ -249,7 +273,16 @@ def result_facts(cur: Any) -> tuple[Any, Any, int, int | None, int]:
         rows = tuple(tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in rows)
     elif type(rows) is list:
         rows = tuple(rows)
-    return cur.description, rows, cur.rowcount, cur.lastrowid, cur.warning_count
+    return cur.description, rows, cur.rowcount, cur.lastrowid, warnings_of(cur)
+
+
+def warnings_of(cur: Any) -> int:
+    """The warning count of *cur*'s last result (aiomysql keeps it on the result only)."""
+    count = getattr(cur, "warning_count", None)
+    if count is None:
+        result = cur._result
+        count = result.warning_count if result is not None else 0
+    return int(count)
 
 
 def max_allowed_packet(params: dict[str, Any]) -> int | None:

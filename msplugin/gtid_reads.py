@@ -13,7 +13,6 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import pymysql.cursors
 from pymysql import err
 
 from msplugin import health
@@ -35,7 +34,7 @@ __all__ = ["check_result", "run_check", "session_backend", "session_fallback", "
 route_logger = logging.getLogger("msplugin.routing")
 
 
-def session_backend(
+async def session_backend(
     router: Router, d: Decision, candidates: tuple[str, ...]
 ) -> tuple[Backend, str, str | None]:
     """A session-consistent read: a replica known to have this connection's writes, one
@@ -47,17 +46,19 @@ def session_backend(
         if gs.untracked_write:
             counts[Stat.USE_MASTER_SESSION] += 1
             why = "session: this connection wrote and its GTID is unknown"
-            return router.backends.master(), f"{d.reason}; {why}", None
+            return await router.backends.master(), f"{d.reason}; {why}", None
         return (
-            router.backends.slave(candidates),
+            await router.backends.slave(candidates),
             f"{d.reason}; session: nothing written yet",
             None,
         )
     gtid = gs.gtid
     known = gs.known
     if not known and _likely_behind(gs):
-        return _session_master(router, d, gtid)  # no replica picked: none would take it
-    backend = router.backends.slave(candidates)  # the load balancer picks first, as for any read
+        return await _session_master(router, d, gtid)  # no replica picked: none would take it
+    backend = await router.backends.slave(
+        candidates
+    )  # the load balancer picks first, as for any read
     if backend.role == Role.MASTER:
         return backend, d.reason, None
     if known:
@@ -66,16 +67,16 @@ def session_backend(
             # write: a check costs a second result set on every read.
             name = next((n for n in candidates if n in known), None)
             if name is not None:
-                backend = router.backends.slave((name,))
+                backend = await router.backends.slave((name,))
         if backend.name in known:
             counts[Stat.GTID_REPLICA_KNOWN] += 1
             return backend, f"{d.reason}; session: {backend.name} has {gtid}", None
         if _likely_behind(gs):
-            return _session_master(router, d, gtid)
+            return await _session_master(router, d, gtid)
     if gs.check_key != (gtid, backend.flavor) and not core.prepare_check(backend.flavor):
         counts[Stat.USE_MASTER_SESSION] += 1
         return (
-            router.backends.master(),
+            await router.backends.master(),
             f"{d.reason}; session: cannot check GTID {gtid!r}",
             None,
         )
@@ -93,21 +94,24 @@ def _likely_behind(gs: GtidState) -> bool:
     return False
 
 
-def _session_master(router: Router, d: Decision, gtid: str) -> tuple[Backend, str, None]:
+async def _session_master(router: Router, d: Decision, gtid: str) -> tuple[Backend, str, None]:
     router.stats.counts[Stat.USE_MASTER_SESSION] += 1
     why = f"session: replicas are likely still applying {gtid}"
-    return router.backends.master(), f"{d.reason}; {why}", None
+    return await router.backends.master(), f"{d.reason}; {why}", None
 
 
-def run_check(router: Router, cur: pymysql.cursors.Cursor, sql: str, args: Any) -> bool:
+async def run_check(router: Router, cur: Any, sql: str, args: Any) -> bool:
     """Send *sql*, the check, maybe followed by the read in the same packet; True if the
     replica has the GTID, and then *cur* stands at the end of the check's result."""
-    cur.execute(sql, args)
-    row = cur.fetchone()
-    cur.fetchall()  # an unbuffered cursor learns whether a result follows at its end
+    port = router.port
+    await port.execute(cur, sql, args)
+    row = await port.fetchone(cur)
+    await port.fetchall(cur)  # an unbuffered cursor learns whether a result follows at its end
     passed = row is not None and (not router.core.gtid.check_is_wait or _first_value(row) == 0)
     if not passed:
-        _drain(cur)  # the read ran on the stale replica: drop its result, or its error
+        await _drain(
+            router, cur
+        )  # the read ran on the stale replica: drop its result, or its error
     return passed
 
 
@@ -121,13 +125,13 @@ def check_result(router: Router, backend: Backend, passed: bool) -> None:
         gs.check_failed(time.monotonic() - gs.written_at if gs.written_at else 1.0)
 
 
-def session_step(router: Router, memo: Memo, query: str) -> Step | None:
+async def session_step(router: Router, memo: Memo, query: str) -> Step | None:
     """A remembered session read, routed again: the GTID state chooses the server (a
     replica known to have the writes, one to check, or the master) without classifying
     the text again. None: route it the full way (reads avoid a server now)."""
     if (_down or _not_replicating) and router.backends.avoiding():
         return None
-    backend, reason, check = session_backend(router, memo.decided.d, memo.candidates)
+    backend, reason, check = await session_backend(router, memo.decided.d, memo.candidates)
     router.core.routed(backend.name, backend.role, memo.stat)
     if memo.dirty:
         backend.dirty = True
@@ -136,10 +140,10 @@ def session_step(router: Router, memo: Memo, query: str) -> Step | None:
     return Step(query, backend, memo.decided, reason, check)
 
 
-def session_fallback(router: Router, step: Step) -> Step:
+async def session_fallback(router: Router, step: Step) -> Step:
     """A session read whose replica lacks the GTID (or that cannot be checked per
     execution): the master serves it."""
-    master = router.backends.master()
+    master = await router.backends.master()
     core = router.core
     core.last_used = master.name
     router.stats.counts[Stat.USE_MASTER_SESSION] += 1
@@ -160,13 +164,15 @@ def _first_value(row: Any) -> Any:
     return next(iter(row.values())) if isinstance(row, Mapping) else row[0]
 
 
-def _drain(cur: pymysql.cursors.Cursor) -> None:
+async def _drain(router: Router, cur: Any) -> None:
     """Skip the results left of a multi-statement reply. A server error in one (the read on
     a replica that lacks a just-created table) ends the reply: the read runs on the master
     anyway. A lost connection is raised."""
     try:
-        while cur.nextset():
-            cur.fetchall()  # unbuffered cursors: read to the end before the next result
+        while await router.port.nextset(cur):
+            await router.port.fetchall(
+                cur
+            )  # unbuffered cursors: read to the end before the next result
     except err.MySQLError as exc:
         if health.is_disconnect(exc):
             raise

@@ -28,12 +28,25 @@ from typing import Any, Final, TypeAlias
 import pymysql
 from pymysql.connections import DEFAULT_CHARSET
 from pymysql.constants import SERVER_STATUS
+from pymysql.converters import escape_string
 
 from msplugin import driver
 from msplugin.config import PoolingConfig
 from msplugin.errors import PoolTimeout
 
-__all__ = ["POOL_STAT_NAMES", "Pool", "close_pools", "discard_idle", "get_pool", "pool_stats"]
+__all__ = [
+    "POOL_STAT_NAMES",
+    "Idle",
+    "Pool",
+    "after_reset",
+    "close_pools",
+    "discard_idle",
+    "expired",
+    "get_pool",
+    "pool_key",
+    "pool_stats",
+    "register",
+]
 
 logger = logging.getLogger("msplugin.pool")
 
@@ -56,7 +69,8 @@ Conn: TypeAlias = "driver.Connection"
 _PASSWORD_KEYS: Final = ("password", "passwd")
 
 
-def _key(params: Mapping[str, Any], config: PoolingConfig) -> tuple[Any, ...]:
+def pool_key(params: Mapping[str, Any], config: PoolingConfig) -> tuple[Any, ...]:
+    """Which pool a connection with these connect() options belongs to (see the module)."""
     digest = hashlib.sha256(str(params.get("password", "")).encode()).hexdigest()
     others = repr(sorted((k, repr(v)) for k, v in params.items() if k not in _PASSWORD_KEYS))
     return (
@@ -71,7 +85,9 @@ def _key(params: Mapping[str, Any], config: PoolingConfig) -> tuple[Any, ...]:
     )
 
 
-class _Idle:
+class Idle:
+    """An idle pooled connection, with when it was opened and when it came back."""
+
     __slots__ = ("conn", "created", "returned")
 
     def __init__(self, conn: Conn, created: float, returned: float) -> None:
@@ -88,7 +104,7 @@ class Pool:
         self.config = config
         self.label = label
         self._cond = threading.Condition(threading.Lock())
-        self._idle: deque[_Idle] = deque()
+        self._idle: deque[Idle] = deque()
         self._created: dict[int, float] = {}  # id(conn) -> creation time, for max_lifetime
         self.size = 0  # open connections, idle or borrowed, and connects under way
         self.in_use = 0
@@ -163,7 +179,7 @@ class Pool:
             conn = self._create()
             with self._cond:
                 self.in_use -= 1
-                self._idle.append(_Idle(conn, time.monotonic(), time.monotonic()))
+                self._idle.append(Idle(conn, time.monotonic(), time.monotonic()))
                 self._cond.notify()
 
     def _create(self) -> Conn:
@@ -180,16 +196,10 @@ class Pool:
             self.counts["pool_created"] += 1
         return conn
 
-    def _usable(self, item: _Idle) -> Conn | None:
+    def _usable(self, item: Idle) -> Conn | None:
         """*item* if it may be lent now; else close it, free its slot and return None."""
-        cfg = self.config
-        now = time.monotonic()
-        why = ""
-        if cfg.max_lifetime and now - item.created > cfg.max_lifetime:
-            why = "max_lifetime"
-        elif cfg.max_idle_time and now - item.returned > cfg.max_idle_time:
-            why = "max_idle_time"
-        elif cfg.pre_ping:
+        why = expired(self.config, item.created, item.returned, time.monotonic())
+        if not why and self.config.pre_ping:
             try:
                 item.conn.ping(reconnect=False)
             except pymysql.err.Error:
@@ -222,7 +232,7 @@ class Pool:
             if reset:
                 self.counts["pool_resets"] += 1
             if not self.closed:
-                self._idle.append(_Idle(conn, created, time.monotonic()))
+                self._idle.append(Idle(conn, created, time.monotonic()))
                 self.in_use -= 1
                 self._cond.notify()
                 return
@@ -238,20 +248,8 @@ class Pool:
             self.counts["pool_rollbacks"] += 1
         conn._execute_command(COM_RESET_CONNECTION, b"")
         conn._read_ok_packet()
-        # The reset returns session variables to the server's defaults; bring back what
-        # PyMySQL's connect() set up, so every borrower gets a freshly connected session. The
-        # pool's character set, not the connection's: a borrower's set_character_set()
-        # changed that too.
-        p = self._params
-        conn.set_character_set(p.get("charset") or DEFAULT_CHARSET, p.get("collation"))
-        with conn.cursor() as cur:
-            if p.get("sql_mode") is not None:
-                cur.execute("SET sql_mode=%s", (p["sql_mode"],))
-            if p.get("init_command") is not None:
-                cur.execute(p["init_command"])
-        if p.get("database"):
-            conn.select_db(p["database"])
-        conn.autocommit(bool(p.get("autocommit", False)))
+        for method, args in after_reset(self._params):
+            getattr(conn, method)(*args)
 
     def _drop(self, conn: Conn) -> None:
         with self._cond:
@@ -276,6 +274,46 @@ class Pool:
                 item.conn.close()
 
 
+def expired(config: PoolingConfig, created: float, returned: float, now: float) -> str:
+    """Why an idle connection may not be lent any more ("" if it may): its age or idle time."""
+    if config.max_lifetime and now - created > config.max_lifetime:
+        return "max_lifetime"
+    if config.max_idle_time and now - returned > config.max_idle_time:
+        return "max_idle_time"
+    return ""
+
+
+def after_reset(params: Mapping[str, Any]) -> list[tuple[str, tuple[Any, ...]]]:
+    """What brings a connection that COM_RESET_CONNECTION returned to the server's defaults
+    back to its freshly connected state, as (connection method, arguments).
+
+    What the driver's connect() set up: the pool's character set (not the connection's: a
+    borrower's set_character_set() changed that too), sql_mode, init_command, database,
+    autocommit."""
+    steps: list[tuple[str, tuple[Any, ...]]] = [
+        ("set_character_set", (params.get("charset") or DEFAULT_CHARSET, params.get("collation")))
+    ]
+    if params.get("sql_mode") is not None:
+        steps.append(("query", (f"SET sql_mode='{escape_string(str(params['sql_mode']))}'",)))
+    if params.get("init_command") is not None:
+        steps.append(("query", (params["init_command"],)))
+    if params.get("database"):
+        steps.append(("select_db", (params["database"],)))
+    steps.append(("autocommit", (bool(params.get("autocommit", False)),)))
+    return steps
+
+
+# Other kinds of pools (msplugin.aio's) that close_pools(), discard_idle() and pool_stats()
+# cover too: each registers (close all, discard idle to a server, counts).
+Other = tuple[Callable[[], None], Callable[[str, int, str], int], Callable[[], dict[str, int]]]
+_others: list[Other] = []
+
+
+def register(other: Other) -> None:
+    """Have close_pools(), discard_idle() and pool_stats() cover another kind of pool."""
+    _others.append(other)
+
+
 _lock = threading.Lock()
 _pools: dict[tuple[Any, ...], Pool] = {}
 _closed_counts: dict[str, int] = dict.fromkeys(POOL_STAT_NAMES[:-2], 0)
@@ -283,7 +321,7 @@ _closed_counts: dict[str, int] = dict.fromkeys(POOL_STAT_NAMES[:-2], 0)
 
 def get_pool(params: Mapping[str, Any], config: PoolingConfig, label: str) -> Pool:
     """The process's pool for these connect() options (created on first use)."""
-    key = _key(params, config)
+    key = pool_key(params, config)
     pool = _pools.get(key)
     if pool is None:
         with _lock:
@@ -309,7 +347,7 @@ def discard_idle(host: str, port: int, socket: str) -> int:
         for item in idle:
             pool._drop(item.conn)
         n += len(idle)
-    return n
+    return n + sum(other[1](host, port, socket) for other in _others)
 
 
 def close_pools() -> None:
@@ -322,6 +360,8 @@ def close_pools() -> None:
                 _closed_counts[name] += n
     for pool in pools:
         pool.close()
+    for other in _others:
+        other[0]()
 
 
 def pool_stats() -> dict[str, int]:
@@ -336,4 +376,7 @@ def pool_stats() -> dict[str, int]:
             total[name] += n
         total["pool_size"] += pool.size
         total["pool_in_use"] += pool.in_use
+    for other in _others:
+        for name, n in other[2]().items():
+            total[name] += n
     return total

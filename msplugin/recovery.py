@@ -9,11 +9,8 @@ server's max_allowed_packet with a clear message, and routes a statement that ma
 from __future__ import annotations
 
 import logging
-import time
 from typing import TYPE_CHECKING, Any, Final
 
-import pymysql
-import pymysql.cursors
 from pymysql import err
 
 from msplugin import driver, health
@@ -38,12 +35,12 @@ _SESSION_ENDED: Final = frozenset({ER_NET_PACKET_TOO_LARGE, 1927, 4031})
 _MIN_PACKET: Final = 1024  # the smallest max_allowed_packet a server accepts
 
 
-def recover(
+async def recover(
     router: Router,
     step: Step,
     exc: err.MySQLError,
     args: Any,
-    cur: pymysql.cursors.Cursor | None,
+    cur: Any,
     attempt: int,
 ) -> Step:
     """After *exc* from running *step*: the step to run it again, or raise. A statement
@@ -55,13 +52,13 @@ def recover(
     code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
     disconnect = health.is_disconnect(exc)
     if disconnect or code in _SESSION_ENDED:
-        refuse_oversized(router, backend, exc, query, args, cur, trx)
+        await refuse_oversized(router, backend, exc, query, args, cur, trx)
     if not disconnect:
         if code in _SESSION_ENDED:
             # The server ended this session and answered: no quarantine.
             router.backends.discard(backend, siblings=False)
             raise exc
-        return transient(router, step, exc, code, trx, attempt)
+        return await transient(router, step, exc, code, trx, attempt)
     sent = not driver.not_sent(exc)
     tracker = router.core.tracker
     held = tracker is not None and tracker.holds_state(backend.name)
@@ -77,7 +74,7 @@ def recover(
     )
     if refusal is not None:
         raise lost_error(router, backend, exc, refusal, trx, step, sent, why) from exc
-    retry_on = route_again(router, backend, query, sent)
+    retry_on = await route_again(router, backend, query, sent)
     router.stats.counts["read_retries" if sent else "unsent_retries"] += 1
     logger.warning(
         "%s: connection to %s lost (%s)%s; it runs again on %s",
@@ -90,22 +87,22 @@ def recover(
     return retry_on
 
 
-def route_again(router: Router, failed: Backend, query: str, sent: bool) -> Step:
+async def route_again(router: Router, failed: Backend, query: str, sent: bool) -> Step:
     """Route *query* again after its connection to *failed* broke. A read that may have
     reached *failed* goes elsewhere; a statement that never reached it is routed anew."""
     core = router.core
     if not sent or failed.name in core.failed:
-        return router.route(query)
+        return await router.route(query)
     forget = not router.group.failover.remember_failed
     core.mark_failed(failed.name)
     try:
-        return router.route(query)
+        return await router.route(query)
     finally:
         if forget:
             core.unmark_failed(failed.name)
 
 
-def transient(
+async def transient(
     router: Router, step: Step, exc: err.MySQLError, code: int, trx: str, attempt: int
 ) -> Step:
     """A server error: *step* again if its code is a transient_error one, else raise."""
@@ -125,7 +122,7 @@ def transient(
         te.max_retries,
         te.usleep_retry,
     )
-    time.sleep(te.usleep_retry / 1_000_000)
+    await router.port.sleep(te.usleep_retry / 1_000_000)
     return step
 
 
@@ -153,13 +150,13 @@ def lost_error(
     return err.OperationalError(code or health.CR_SERVER_LOST, message)
 
 
-def refuse_oversized(
+async def refuse_oversized(
     router: Router,
     backend: Backend,
     exc: err.MySQLError,
     query: str,
     args: Any,
-    cur: pymysql.cursors.Cursor | None,
+    cur: Any,
     trx: str,
 ) -> None:
     """Raise a clear error if the server dropped the connection because the statement
@@ -171,7 +168,7 @@ def refuse_oversized(
     size = _statement_size(cur, query, args)
     if code != ER_NET_PACKET_TOO_LARGE and size <= _MIN_PACKET:
         return  # no server refuses a statement this small
-    limit = driver.max_allowed_packet(router.backends.probe_params(backend))
+    limit = await router.port.max_allowed_packet(router.backends.probe_params(backend))
     if code != ER_NET_PACKET_TOO_LARGE and (limit is None or size <= limit):
         return
     router.backends.discard(backend, siblings=False)  # it answered: no quarantine
@@ -202,7 +199,7 @@ def quarantine_note(backend: Backend) -> str:
     return f"the server was quarantined ({why}); " if why else ""
 
 
-def _statement_size(cur: pymysql.cursors.Cursor | None, query: str, args: Any) -> int:
+def _statement_size(cur: Any, query: str, args: Any) -> int:
     """Bytes of the COM_QUERY packet a statement took (only on failure paths: it encodes)."""
     sql = query
     if cur is not None and args is not None:

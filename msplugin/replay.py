@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from pymysql import err
 
-from msplugin import driver, gtid_reads, health
+from msplugin import driver, gtid_reads, health, statement
 from msplugin._types import Level, Stat
 from msplugin.classify import cut_sql
 from msplugin.consistency import SESSION_STATE_CHANGED
@@ -26,8 +26,8 @@ from msplugin.step import Step
 
 if TYPE_CHECKING:
     from msplugin.backends import Backend
-    from msplugin.cursor import Cursor
     from msplugin.memo import Decided, Memo
+    from msplugin.port import FacadeCursor as Cursor
     from msplugin.router import Router
 
 __all__ = [
@@ -44,7 +44,7 @@ __all__ = [
 route_logger = logging.getLogger("msplugin.routing")
 
 
-def start(cursor: Cursor, step: Step, args: Any) -> int:
+async def start(cursor: Cursor, step: Step, args: Any) -> int:
     """Run the read that opens an optimistic transaction on its replica (*step*) and keep it.
     A replica session in autocommit mode gets START TRANSACTION READ ONLY first; one with
     autocommit off (an ORM's) opens the transaction with the read itself, as the master's
@@ -54,25 +54,25 @@ def start(cursor: Cursor, step: Step, args: Any) -> int:
     router = cursor._router
     backend = step.backend
     if cursor._unbuffered:
-        return _on_master(cursor, step, args, "an unbuffered cursor's rows cannot be kept")
+        return await _on_master(cursor, step, args, "an unbuffered cursor's rows cannot be kept")
     cur = cursor._cursor_for(backend)
     cursor._current = cur
     try:
         check, step.check = step.check, None
         if check is not None:  # session consistency: the replica must have the writes
-            passed = gtid_reads.run_check(router, cur, check, None)
+            passed = await gtid_reads.run_check(router, cur, check, None)
             gtid_reads.check_result(router, backend, passed)
             if not passed:
-                return _on_master(cursor, step, args, f"{backend.name} lacks the writes")
+                return await _on_master(cursor, step, args, f"{backend.name} lacks the writes")
         conn = backend.conn
         assert conn is not None
         if conn.server_status & AUTOCOMMIT:
-            cur.execute("START TRANSACTION READ ONLY")
-        result = cur.execute(step.sql, args)
+            await router.port.execute(cur, "START TRANSACTION READ ONLY", None)
+        result = await router.port.execute(cur, step.sql, args)
     except err.MySQLError as exc:
-        return _start_failed(cursor, step, args, exc)
+        return await _start_failed(cursor, step, args, exc)
     _remember(router, step)
-    _began(router, backend, step.sql, args, step.decided, cur)
+    await _began(router, backend, step.sql, args, step.decided, cur)
     return result
 
 
@@ -92,14 +92,16 @@ def _remember(router: Router, step: Step) -> None:
                   router.slave_names, False, status)  # fmt: skip
 
 
-def remembered_start(cursor: Cursor, memo: Memo, backend: Backend, query: str, args: Any) -> int:
+async def remembered_start(
+    cursor: Cursor, memo: Memo, backend: Backend, query: str, args: Any
+) -> int:
     """Remembered *query* (``memo.start``) opens an optimistic transaction on replica
     *backend*, connected and picked by the load balancer, without being routed again. The
     caller holds the connection's token."""
     core = cursor._core
     name = backend.name
     if cursor._unbuffered:  # the full path sends it to the master
-        return cursor._run_routed(query, args)
+        return await statement.run_routed(cursor, query, args)
     backend.dirty = True
     if route_logger.isEnabledFor(logging.DEBUG):
         route_logger.debug("%s -> %s: %s", cut_sql(query), name, memo.reason)
@@ -107,33 +109,33 @@ def remembered_start(cursor: Cursor, memo: Memo, backend: Backend, query: str, a
     assert conn is not None
     core.hit(memo, name)  # counted as the full path counts it (memo.stat, memo.role_stat)
     if conn.server_status & AUTOCOMMIT:
-        return start(cursor, Step(query, backend, memo.decided, memo.reason), args)
+        return await start(cursor, Step(query, backend, memo.decided, memo.reason), args)
     # start(), for the common case: a replica session with autocommit off (an ORM's).
-    cur = cursor._cursors.get(name)
-    if cur is None or cur.connection is not conn:
-        cur = cursor._cursor_for(backend)
+    cur = cursor._cursor_for(backend)
     cursor._current = cur
     try:
-        result = cur.execute(query, args)
+        result = await cursor._router.port.execute(cur, query, args)
     except err.MySQLError as exc:
-        return _start_failed(cursor, Step(query, backend, memo.decided, memo.reason), args, exc)
-    _began(cursor._router, backend, query, args, memo.decided, cur)
+        return await _start_failed(
+            cursor, Step(query, backend, memo.decided, memo.reason), args, exc
+        )
+    await _began(cursor._router, backend, query, args, memo.decided, cur)
     return result
 
 
-def _start_failed(cursor: Cursor, step: Step, args: Any, exc: err.MySQLError) -> int:
+async def _start_failed(cursor: Cursor, step: Step, args: Any, exc: err.MySQLError) -> int:
     """The read that was to open an optimistic transaction failed on its replica: a server
     error is the application's (raised); a lost replica leaves the transaction to the master."""
     router = cursor._router
     backend = step.backend
     if not health.is_disconnect(exc):
-        _rollback(router, backend)
+        await _rollback(router, backend)
         raise exc
     router.backends.lost(backend, exc)
-    return _on_master(cursor, step, args, f"the connection to {backend.info} was lost")
+    return await _on_master(cursor, step, args, f"the connection to {backend.info} was lost")
 
 
-def _began(
+async def _began(
     router: Router, backend: Backend, query: str, args: Any, decided: Decided, cur: Any
 ) -> None:
     """*query* opened an optimistic transaction on *backend*: learn from its reply, keep it."""
@@ -142,23 +144,23 @@ def _began(
     plain = not conn.server_status & SESSION_STATE_CHANGED and decided.eff is NOTHING
     trx = router.core.optimistic_began(backend.name, plain)
     if not plain:
-        router.after(Step(query, backend, decided, decided.d.reason), cur)
+        await router.learned(Step(query, backend, decided, decided.d.reason), cur)
     keep(trx, query, args, driver.result_facts(cur))
 
 
-def _learn(router: Router, backend: Backend, query: str, decided: Decided, cur: Any) -> None:
+async def _learn(router: Router, backend: Backend, query: str, decided: Decided, cur: Any) -> None:
     """Learn from the reply to a read of an optimistic transaction on *backend*: the full
     way when it carries session state (moved() then decides the state anew), else as the
     core learns from a plain read (optimistic_read())."""
     conn = backend.conn
     assert conn is not None
     if conn.server_status & SESSION_STATE_CHANGED or decided.eff is not NOTHING:
-        router.after(Step(query, backend, decided, decided.d.reason), cur)
+        await router.learned(Step(query, backend, decided, decided.d.reason), cur)
     else:
         router.core.optimistic_read(backend.name)
 
 
-def execute(cursor: Cursor, query: str, args: Any) -> int:
+async def execute(cursor: Cursor, query: str, args: Any) -> int:
     """Run *query* in the optimistic transaction open on a replica (see the module)."""
     router = cursor._router
     core = router.core
@@ -172,79 +174,80 @@ def execute(cursor: Cursor, query: str, args: Any) -> int:
     else:
         verdict, why = admit(trx, query, core.caps)
     if verdict is Verdict.STAY:
-        return _stay(cursor, trx, replica, query, args)
+        return await _stay(cursor, trx, replica, query, args)
     if verdict is Verdict.END:
-        return cursor._run_routed(query, args)
+        return await statement.run_routed(cursor, query, args)
     if route_logger.isEnabledFor(logging.DEBUG):
         route_logger.debug("%s: %s", cut_sql(query), trx.reason(verdict, why))
     if verdict is Verdict.CONFLICT:
-        _rollback(router, replica)
+        await _rollback(router, replica)
         core.optimistic_over(Stat.OPTIMISTIC_CONFLICTS)
         raise OptimisticConflict(f"{trx.reason(verdict, why)}; it was rolled back: run it again")
-    move(cursor, trx, why)
-    return cursor._run_routed(query, args)
+    await move(cursor, trx, why)
+    return await statement.run_routed(cursor, query, args)
 
 
-def settle(cursor: Cursor, why: str) -> None:
+async def settle(cursor: Cursor, why: str) -> None:
     """A call that runs outside execute() (executemany(), callproc()) needs the master: an
     optimistic transaction open on a replica moves there first."""
     trx = cursor._router.core.optimistic
     if trx is not None:
-        move(cursor, trx, why)
+        await move(cursor, trx, why)
 
 
-def _stay(cursor: Cursor, trx: Transaction, replica: Backend, query: str, args: Any) -> int:
+async def _stay(cursor: Cursor, trx: Transaction, replica: Backend, query: str, args: Any) -> int:
     router = cursor._router
-    step = router.route(query)  # the transaction's replica
+    step = await router.route(query)  # the transaction's replica
     cur = cursor._cursor_for(replica)
     cursor._current = cur
     try:
-        result = cur.execute(query, args)
+        result = await router.port.execute(cur, query, args)
     except err.MySQLError as exc:
         if health.is_disconnect(exc):
             # Only reads ran there: the master can answer them all, this one included.
             router.backends.lost(replica, exc)
-            move(cursor, trx, f"the connection to {replica.info} was lost")
-            return cursor._run_routed(query, args)
+            await move(cursor, trx, f"the connection to {replica.info} was lost")
+            return await statement.run_routed(cursor, query, args)
         keep(trx, query, args, error_outcome(exc.args[0], str(exc.args[-1])))
         raise
-    _learn(router, replica, query, step.decided, cur)
+    await _learn(router, replica, query, step.decided, cur)
     keep(trx, query, args, driver.result_facts(cur))
     return result
 
 
-def move(cursor: Cursor, trx: Transaction, why: str) -> None:
+async def move(cursor: Cursor, trx: Transaction, why: str) -> None:
     """Roll the transaction back on its replica and run its kept reads again on the master,
     which then holds it; OptimisticConflict (the master rolled back) if one answers
     differently. Only reads are run again: a write never is. A transaction the application
     opened with BEGIN (held back: trx.begin) starts on the master with that text."""
     router = cursor._router
     core = router.core
-    _rollback(router, router.by_name[trx.replica])
+    await _rollback(router, router.by_name[trx.replica])
     core.optimistic_over(None)
     if not trx.kept:
         if trx.begin is not None:  # sent before the statement that moves it
             core.defer_again(trx.begin)
         return
     core.counts[Stat.OPTIMISTIC_REPLAYED] += 1
-    master = router.backends.master()
+    master = await router.backends.master()
+    port = router.port
     cur = cursor._cursor_for(master)
     cursor._current = cur
     if trx.begin is not None:  # the master's session runs with autocommit on
         try:
-            cur.execute(trx.begin)
+            await port.execute(cur, trx.begin, None)
         except err.MySQLError as exc:
-            raise _lost_replaying(router, master, trx, why, exc) from exc
+            raise await _lost_replaying(router, master, trx, why, exc) from exc
     for i, (query, args, result) in enumerate(trx.kept):
         try:
-            cur.execute(query, args)
+            await port.execute(cur, query, args)
             got = driver.result_facts(cur)
         except err.MySQLError as exc:
             got = error_outcome(exc.args[0], str(exc.args[-1]))
             if health.is_disconnect(exc):
-                raise _lost_replaying(router, master, trx, why, exc) from exc
+                raise await _lost_replaying(router, master, trx, why, exc) from exc
         if got != result:
-            _rollback(router, master)
+            await _rollback(router, master)
             core.conflicted()
             raise OptimisticConflict(
                 f"{trx.reason(Verdict.MOVE, why)}; read {i + 1} of {len(trx.kept)} "
@@ -255,13 +258,13 @@ def move(cursor: Cursor, trx: Transaction, why: str) -> None:
     core.optimistic_moved(master.name)
 
 
-def _lost_replaying(
+async def _lost_replaying(
     router: Router, master: Backend, trx: Transaction, why: str, exc: err.MySQLError
 ) -> err.MySQLError:
     """The error for *exc*, raised while the moving transaction started on *master*: its
     connection lost (nothing was written), or the server's own error (the master rolls back)."""
     if not health.is_disconnect(exc):
-        _rollback(router, master)
+        await _rollback(router, master)
         return exc
     router.backends.lost(master, exc)
     return err.OperationalError(
@@ -285,15 +288,11 @@ def held_back(cursor: Cursor, query: str) -> bool:
             "that is a plain read (trx_stickiness optimistic)",
             cut_sql(query),
         )
-    done = cursor._cursorclass(None)  # type: ignore[arg-type]
-    done._executed = query  # type: ignore[attr-defined]
-    done.rowcount = 0
-    done.lastrowid = 0
-    cursor._current = done
+    cursor._current = router.port.empty_result(cursor._cursorclass, query)
     return True
 
 
-def send_deferred(cursor: Cursor, step: Step) -> None:
+async def send_deferred(cursor: Cursor, step: Step) -> None:
     """*step* opens the transaction of a held-back BEGIN: on a replica, start() opens it
     there (read only); elsewhere the BEGIN goes first. If it does not reach the server it
     is held back again, so that a statement run again after a lost connection sends it too."""
@@ -305,27 +304,27 @@ def send_deferred(cursor: Cursor, step: Step) -> None:
     backend = step.backend
     cur = cursor._cursor_for(backend)
     try:
-        cur.execute(sql)
+        await router.port.execute(cur, sql, None)
     except err.MySQLError:
         core.defer_again(sql)
         raise
     decided = core.decided(sql, router.classifier)
-    router.after(Step(sql, backend, decided, "held back until the first statement"), cur)
+    await router.learned(Step(sql, backend, decided, "held back until the first statement"), cur)
 
 
-def _on_master(cursor: Cursor, step: Step, args: Any, why: str) -> int:
+async def _on_master(cursor: Cursor, step: Step, args: Any, why: str) -> int:
     """The transaction *step* would have started on a replica starts on the master."""
-    master = not_optimistic(cursor, step, why)
-    return cursor._run(master, cursor._cursor_for(master.backend), args)
+    master = await not_optimistic(cursor, step, why)
+    return await statement.run(cursor, master, cursor._cursor_for(master.backend), args)
 
 
-def not_optimistic(cursor: Cursor, step: Step, why: str) -> Step:
+async def not_optimistic(cursor: Cursor, step: Step, why: str) -> Step:
     """*step* on the master if it would start an optimistic transaction on a replica (for a
     call whose results cannot be kept); else *step*."""
     if not step.opens_on_replica():
         return step
     router = cursor._router
-    master = router.backends.master()
+    master = await router.backends.master()
     reason = f"{step.reason}; {why}: it runs on the master"
     if route_logger.isEnabledFor(logging.DEBUG):
         route_logger.debug("%s -> %s: %s", cut_sql(step.sql), master.name, reason)
@@ -334,14 +333,14 @@ def not_optimistic(cursor: Cursor, step: Step, why: str) -> Step:
     return Step(step.sql, master, step.decided, reason)
 
 
-def _rollback(router: Router, backend: Backend) -> None:
+async def _rollback(router: Router, backend: Backend) -> None:
     """End what is open on *backend* (only reads ran there); a lost connection ended it."""
     backend.dirty = False
     conn = backend.conn
     if conn is None:
         return
     try:
-        conn.rollback()
+        await router.port.rollback(conn)
     except err.MySQLError as exc:
         if health.is_disconnect(exc):
             router.backends.lost(backend, exc)

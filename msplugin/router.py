@@ -12,12 +12,12 @@ failure. The cursor runs the statement itself.
 from __future__ import annotations
 
 import logging
+import os
 import re
+import sys
 import warnings
 from typing import Any, Final
 
-import pymysql
-import pymysql.cursors
 from pymysql import err
 
 from msplugin import health
@@ -33,6 +33,7 @@ from msplugin.gtid_reads import session_backend
 from msplugin.health import down as _down
 from msplugin.memo import Memo
 from msplugin.monitor import not_replicating as _not_replicating
+from msplugin.port import Port
 from msplugin.routing import NO_TRANSACTION, Decision, Target
 from msplugin.state import NOTHING, Effects
 from msplugin.stats import Stats
@@ -57,6 +58,7 @@ class Router:
         overrides: dict[str, Any],
         pick_server: UserCallback | None,
         user_multi: bool,
+        port: Port,
     ) -> None:
         self.group = group
         self.stats = Stats()
@@ -66,6 +68,7 @@ class Router:
         self.core = ConnectionCore(
             group, autocommit=autocommit, memo_able=not self.timed, stats=self.stats
         )
+        self.port = port
         self.backends = Backends(
             group,
             self.core,
@@ -73,6 +76,7 @@ class Router:
             defaults=defaults,
             overrides=overrides,
             pick_server=pick_server,
+            port=port,
         )
         self.picker = self.backends.picker
         self.by_name = self.backends.by_name
@@ -87,6 +91,37 @@ class Router:
         self.master_names = tuple(s.name for s in group.masters)
         self.slave_names = tuple(s.name for s in group.slaves)
         self._user_multi = user_multi
+        self.recalled: Backend | None = None  # recall()'s pick, for statement.recalled()
+        self.hit: Memo | None = None  # recall()'s memo of the statement in hand
+
+    def recall(self, query: str) -> Backend | None:
+        """The connected backend *query* runs on now if the core remembered it, with nothing
+        but the statement sent (the edge's short path; *hit* is its memo). None when
+        statement.recalled() must take it: not remembered, a session read (the GTID state
+        chooses), a read that must avoid a server, a server to connect, an optimistic
+        start; *recalled* keeps the pick for it."""
+        memo = self.hit = self.core.memo.get(query)
+        if memo is None:
+            return None
+        server = memo.server
+        if memo.candidates and (
+            server is None or server != self.picker.chosen or _down or _not_replicating
+        ):
+            if memo.session:
+                self.recalled = None
+                return None
+            backend = self.recalled = self.remembered_read(memo)  # picked now
+            if backend is None:
+                return None
+        else:
+            backend = self.recalled = self.by_name[server]  # type: ignore[index]
+        if backend.conn is None or memo.start:
+            return None
+        if memo.dirty:
+            backend.dirty = True
+        if route_logger.isEnabledFor(logging.DEBUG):
+            route_logger.debug("%s -> %s: %s", cut_sql(query), backend.name, memo.reason)
+        return backend
 
     def remembered_read(self, memo: Memo) -> Backend | None:
         """The slave a remembered read goes to, picked now; None when it must be routed the
@@ -95,7 +130,7 @@ class Router:
             return None
         return self.backends.by_name[self.picker.pick(memo.candidates)]
 
-    def route(self, query: str, picked: Backend | None = None) -> Step:
+    async def route(self, query: str, picked: Backend | None = None) -> Step:
         """Choose the backend for *query*, connecting it (and failing over) if need be, and
         replaying session settings there under session_state sync; the statement itself is
         not sent. *picked*: the slave a remembered route picked but found unconnected."""
@@ -113,15 +148,19 @@ class Router:
         if self.custom:
             self.filter_context(query, target)
         if stat is Stat.OPTIMISTIC_STARTED:
-            backend, reason, stat, check = self._optimistic_start(d, c, picked)
+            backend, reason, stat, check = await self._optimistic_start(d, c, picked)
             plain = False
         elif target is Target.SLAVE:
-            backend, reason, check, simple = self._slave_target(d, c, picked)
+            backend, reason, check, simple = await self._slave_target(d, c, picked)
             # A session read is remembered wherever it went: it is routed again at each run.
             session = d.consistency == Level.SESSION
             plain = plain and simple and (backend.role == Role.SLAVE or session)
         elif target is Target.MASTER:
-            backend = self.backends.master() if self._allowed is None else self.allowed_master()
+            backend = (
+                await self.backends.master()
+                if self._allowed is None
+                else await self.allowed_master()
+            )
         elif target is Target.TRANSACTION:
             backend = self.held(c)
             if backend.role == Role.SLAVE:
@@ -132,7 +171,7 @@ class Router:
             backend = self.last(c)
         tracker = core.tracker
         if tracker is not None and (eff is not NOTHING or not tracker.idle(backend.name, query)):
-            moved = self.apply_state(query, c, backend, reason, target, eff)
+            moved = await self.apply_state(query, c, backend, reason, target, eff)
             if moved[0] is not backend and moved[0].role == Role.MASTER:
                 check = None  # the master has every write: no GTID check
             backend, reason = moved
@@ -151,7 +190,7 @@ class Router:
             route_logger.debug("%s -> %s: %s", cut_sql(query), backend.name, reason)
         return Step(query, backend, decided, reason, check, memo if plain else None)
 
-    def _slave_target(
+    async def _slave_target(
         self, d: Decision, c: Classification, picked: Backend | None
     ) -> tuple[Backend, str, str | None, bool]:
         """A statement the decision sends to a slave: (backend, reason, GTID check, whether
@@ -163,14 +202,14 @@ class Router:
             or self._allowed
             or ((_down or _not_replicating) and self.backends.avoiding())
         ):
-            return *self.read_backend(d, c, picked), False
+            return *await self.read_backend(d, c, picked), False
         if d.consistency == Level.EVENTUAL:
-            return self.backends.slave(self.slave_names, picked), d.reason, None, True
+            return await self.backends.slave(self.slave_names, picked), d.reason, None, True
         if c.read:  # session, nothing to filter
-            return *session_backend(self, d, self.slave_names), True
-        return *self.read_backend(d, c), True
+            return *await session_backend(self, d, self.slave_names), True
+        return *await self.read_backend(d, c), True
 
-    def _optimistic_start(
+    async def _optimistic_start(
         self, d: Decision, c: Classification, picked: Backend | None
     ) -> tuple[Backend, str, str, str | None]:
         """The replica an optimistic transaction starts on, or the master when none may
@@ -182,17 +221,23 @@ class Router:
             why = f"{d.reason}; the last one ended in a conflict (its retry, most likely)"
         elif candidates:
             if d.consistency == Level.SESSION:
-                backend, reason, check = session_backend(self, d, candidates)
+                backend, reason, check = await session_backend(self, d, candidates)
             else:
                 if picked is not None and picked.name not in candidates:
                     picked = None
-                backend, reason, check = self.backends.slave(candidates, picked), d.reason, None
+                backend, reason, check = (
+                    await self.backends.slave(candidates, picked),
+                    d.reason,
+                    None,
+                )
             if backend.role == Role.SLAVE:
                 return backend, reason, d.stat, check
             why = reason
         else:
             why = self.no_replica(d)
-        master = self.backends.master() if self._allowed is None else self.allowed_master()
+        master = (
+            await self.backends.master() if self._allowed is None else await self.allowed_master()
+        )
         return master, f"{why}: the transaction runs on the master", "trx_master_forced", None
 
     def held(self, c: Classification) -> Backend:
@@ -230,11 +275,10 @@ class Router:
         learning or recovery."""
         return Step(query, backend, memo.decided, memo.reason, None, self.core.memo)
 
-    def ran_remembered(
-        self, memo: Memo, backend: Backend, query: str, cur: pymysql.cursors.Cursor
-    ) -> None:
+    def ran_remembered(self, memo: Memo, backend: Backend, query: str, cur: Any) -> bool:
         """A remembered statement's reply differs from the remembered one (core.ran() said
-        so): learn the GTID of a write from its OK packet, or learn the full way."""
+        so): learn the GTID of a write from its OK packet, or learn the full way. True: the
+        caller runs inject() (see after())."""
         conn = backend.conn
         assert conn is not None
         status: int = conn.server_status
@@ -243,8 +287,8 @@ class Router:
         if self.core.ran_gtid(memo, backend.name, status, message):
             # consumed(backend), inlined: this runs on every write under session consistency
             conn.server_status = status & ~SESSION_STATE_CHANGED
-        else:
-            self.after(self.step(memo, backend, query), cur)
+            return False
+        return self.after(self.step(memo, backend, query), cur)
 
     def step_on(self, step: Step, backend: Backend) -> Step:
         """*step* as run on *backend* instead (a failed GTID check sent it to the master)."""
@@ -268,7 +312,7 @@ class Router:
                 masters = (self._user.choose(masters, ()),)
         self._allowed = (masters, slaves)
 
-    def allowed_master(self) -> Backend:
+    async def allowed_master(self) -> Backend:
         """The master when filters narrowed the masters to *self._allowed*."""
         assert self._allowed is not None
         only = self._allowed[0]
@@ -277,18 +321,19 @@ class Router:
                 f"group {self.group.name!r}: the filters left no master (and no slave, for a "
                 "read) for this statement; nothing was sent"
             )
-        return self.backends.master(only=only)
+        return await self.backends.master(only=only)
 
-    def after(self, step: Step, cur: pymysql.cursors.Cursor | None = None) -> None:
+    def after(self, step: Step, cur: Any = None) -> bool:
         """Learn from the reply to *step*'s statement (the core decides what it means), and
-        remember its route when nothing but the text and the state decided it."""
+        remember its route when nothing but the text and the state decided it. True: a write
+        committed and the configuration has global_transaction_id_injection statements: the
+        caller runs inject() (I/O; learned() does both)."""
         core = self.core
         backend = step.backend
         memo = step.memo
         try:
             reply = _reply(backend, cur)
-            if core.learn(step.decided.c, step.decided.eff, backend.name, reply):
-                self.inject(backend)
+            inject = core.learn(step.decided.c, step.decided.eff, backend.name, reply)
             if reply.status & SESSION_STATE_CHANGED:
                 consumed(backend)
         finally:
@@ -311,8 +356,14 @@ class Router:
                 fixed,
                 reply.status,
             )  # fmt: skip
+        return inject
 
-    def committed(self, backend: Backend) -> None:
+    async def learned(self, step: Step, cur: Any = None) -> None:
+        """after(), and the injection statements it asks for."""
+        if self.after(step, cur):
+            await self.inject(step.backend)
+
+    async def committed(self, backend: Backend) -> None:
         """commit() committed on master *backend*: its GTID, as after a committed write."""
         core = self.core
         if not core.track_gtids and core.injection is None:
@@ -322,30 +373,28 @@ class Router:
         reply = _reply(backend, None) if core.track_gtids else None
         core.learn_gtid(backend.name, reply, committed=True)
         if core.injection is not None:
-            self.inject(backend)
+            await self.inject(backend)
 
-    def inject(self, backend: Backend) -> None:
+    async def inject(self, backend: Backend) -> None:
         """A write committed on *backend*: run mysqlnd_ms's global_transaction_id_injection
         statements, if the configuration has them."""
         injection = self.core.injection
         if injection is None:
             return
         if injection.fetch_last_gtid and not self.core.track_gtids:
-            gtid = self.run_injection(backend, injection.fetch_last_gtid, "gtid_fetch")
+            gtid = await self.run_injection(backend, injection.fetch_last_gtid, "gtid_fetch")
             if gtid:
                 self.core.gtid_written(gtid, backend.name)
         if injection.on_commit:
-            self.run_injection(backend, injection.on_commit, "gtid_on_commit")
+            await self.run_injection(backend, injection.on_commit, "gtid_on_commit")
 
-    def run_injection(self, backend: Backend, sql: str, stat: str) -> str | None:
+    async def run_injection(self, backend: Backend, sql: str, stat: str) -> str | None:
         """Run a mysqlnd_ms global_transaction_id_injection statement; return its first value."""
         injection = self.core.injection
         assert backend.conn is not None and injection is not None
         self.stats.counts[stat] += 1
         try:
-            with backend.conn.cursor() as cur:
-                cur.execute(sql)
-                row = cur.fetchone() if cur.description else None
+            row = await self.port.query(backend.conn, sql)
         except err.MySQLError as exc:
             if injection.report_error:
                 raise
@@ -355,7 +404,7 @@ class Router:
             return None
         return None if not row or row[0] is None else str(row[0])
 
-    def apply_state(
+    async def apply_state(
         self,
         query: str,
         c: Classification,
@@ -379,38 +428,35 @@ class Router:
         if plan.error:
             raise RoutingError(f"{cut_sql(query)}: {plan.error}; nothing was sent")
         if plan.move_to:
-            backend = self.backend_named(plan.move_to)
+            backend = await self.backend_named(plan.move_to)
             reason = f"{reason}; {plan.reason}"
             self.stats.counts[Stat.STATE_MOVED] += 1
         if plan.replay:
-            self.replay(backend, plan.replay)
+            await self.replay(backend, plan.replay)
         return backend, reason
 
     def warn_state(self, query: str, message: str) -> None:
         text = f"{cut_sql(query)}: {message}"
         self.stats.counts[Stat.STATE_WARNINGS] += 1
         state_logger.warning("%s", text)
-        # stacklevel 5: the application's execute() call (_warn_state, _apply_state, _route,
-        # Cursor.execute, caller).
-        warnings.warn(text, StateDivergenceWarning, stacklevel=5)
+        warnings.warn(text, StateDivergenceWarning, stacklevel=outside_level())
 
-    def backend_named(self, name: str) -> Backend:
+    async def backend_named(self, name: str) -> Backend:
         backend = self.backends.by_name[name]
         if backend.role == Role.MASTER:
-            return self.backends.master()
+            return await self.backends.master()
         if backend.conn is None:
-            self.backends.open(backend, lazy=True)
+            await self.backends.open(backend, lazy=True)
         return backend
 
-    def replay(self, backend: Backend, statements: tuple[str, ...]) -> None:
+    async def replay(self, backend: Backend, statements: tuple[str, ...]) -> None:
         """Sync: bring *backend*'s session settings up to the application's before it runs."""
         tracker = self.core.tracker
         assert tracker is not None and backend.conn is not None
         statement = ""
         try:
-            with backend.conn.cursor() as cur:
-                for statement in statements:
-                    cur.execute(statement)
+            for statement in statements:
+                await self.port.query(backend.conn, statement)
         except err.MySQLError as exc:
             raise err.OperationalError(
                 exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0,
@@ -421,7 +467,7 @@ class Router:
         self.stats.counts[Stat.STATE_REPLAYED] += len(statements)
         state_logger.debug("replayed %d session setting(s) on %s", len(statements), backend.name)
 
-    def read_backend(
+    async def read_backend(
         self, d: Decision, c: Classification, picked: Backend | None = None
     ) -> tuple[Backend, str, str | None]:
         """The backend for a read the decision sends to a slave, the reason to log, and the
@@ -431,21 +477,25 @@ class Router:
         if candidates:
             if d.consistency != Level.SESSION or not c.read:
                 keep = picked if picked is not None and picked.name in candidates else None
-                return self.backends.slave(candidates, keep), d.reason, None
-            return session_backend(self, d, candidates)
+                return await self.backends.slave(candidates, keep), d.reason, None
+            return await session_backend(self, d, candidates)
         age = self.core.policy.age
         reason = self.no_replica(d)
         if self.group.failover.strategy == "disabled":
             if stale:
-                return *self.stale_slave(stale, reason, "failover is disabled"), None
+                return *await self.stale_slave(stale, reason, "failover is disabled"), None
             raise NoBackendAvailable(
                 f"group {self.group.name!r}: {reason} and failover is disabled; nothing was sent"
             )
         try:
-            master = self.backends.master() if self._allowed is None else self.allowed_master()
+            master = (
+                await self.backends.master()
+                if self._allowed is None
+                else await self.allowed_master()
+            )
         except NoBackendAvailable as exc:
             if stale:
-                return *self.stale_slave(stale, reason, str(exc.args[-1])), None
+                return *await self.stale_slave(stale, reason, str(exc.args[-1])), None
             raise NoBackendAvailable(
                 f"group {self.group.name!r}: {reason}; and {exc.args[-1]}"
             ) from exc
@@ -469,12 +519,14 @@ class Router:
         """The masters the filters left for the statement in hand (None: no filter narrows)."""
         return self._allowed[0] if self._allowed is not None else None
 
-    def stale_slave(self, stale: tuple[str, ...], reason: str, why: str) -> tuple[Backend, str]:
+    async def stale_slave(
+        self, stale: tuple[str, ...], reason: str, why: str
+    ) -> tuple[Backend, str]:
         """No replica replicates and the master cannot serve: a replica that stopped
         replicating is better than no answer (MaxScale's "stale slave")."""
         self.stats.counts[Stat.USE_SLAVE_STALE] += 1
         return (
-            self.backends.slave(stale),
+            await self.backends.slave(stale),
             f"{reason}; the master cannot serve it ({why}): a replica that is not replicating does",
         )
 
@@ -492,7 +544,7 @@ class Router:
 _RETURNING: Final = re.compile(r"\bRETURNING\b", re.IGNORECASE)
 
 
-def _reply(backend: Backend, cur: pymysql.cursors.Cursor | None) -> Reply:
+def _reply(backend: Backend, cur: Any) -> Reply:
     """The facts of *backend*'s last reply that the core learns from (PyMySQL keeps the OK
     packet's tail, which holds the session-state block, in ``_result.message``)."""
     conn = backend.conn
@@ -508,6 +560,20 @@ def _reply(backend: Backend, cur: pymysql.cursors.Cursor | None) -> Reply:
     # A write that returned rows (MariaDB's RETURNING): its EOF packet carries no state.
     returned = message is None and cur is not None and _RETURNING.search(text) is not None
     return Reply(status, message, bool(result.has_next), returned, text)
+
+
+_PACKAGE: Final = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def outside_level() -> int:
+    """The stack level, for warnings.warn() called by the caller, of the application's frame
+    that called into msplugin: the flows nest differently on each path and edge."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 def fixed_by(c: Classification, target: Target) -> str:

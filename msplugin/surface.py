@@ -4,17 +4,12 @@ answers for "the" connection, escaping for the master's session, ping() and conn
 from __future__ import annotations
 
 import logging
-import warnings
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from pymysql import err
-from pymysql.charset import charset_by_name
-from pymysql.constants import SERVER_STATUS
-from pymysql.converters import escape_item, escape_string
 
-from msplugin import health
-from msplugin.backends import detail
+from msplugin import sessions
+from msplugin.port import run_sync
 
 if TYPE_CHECKING:
     from msplugin.backends import Backends
@@ -25,8 +20,6 @@ if TYPE_CHECKING:
 __all__ = ["PyMySQLSurface"]
 
 logger = logging.getLogger("msplugin.connection")
-
-_NO_BACKSLASH_ESCAPES: Final = SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES
 
 
 class PyMySQLSurface:
@@ -50,7 +43,7 @@ class PyMySQLSurface:
     def _leave(self) -> None:
         raise NotImplementedError
 
-    def _connect_all(self) -> None:
+    async def _connect_all(self) -> None:
         raise NotImplementedError
 
     def character_set_name(self) -> str:
@@ -68,11 +61,11 @@ class PyMySQLSurface:
         last = self._router.last_used
         if last is not None and last.conn is not None:
             return last.conn
-        return self._backends.master().conn
+        return run_sync(self._backends.master()).conn
 
     def _master_conn(self) -> Any:
         self._check_open()
-        return self._backends.master().conn
+        return run_sync(self._backends.master()).conn
 
     def affected_rows(self) -> int:
         """Rows the last statement changed, on the server that ran it (0 before any)."""
@@ -106,43 +99,6 @@ class PyMySQLSurface:
         """The protocol version of the master's connection."""
         return int(self._master_conn().get_proto_info())
 
-    @property
-    def encoding(self) -> str:
-        """The Python codec of the connection character set."""
-        return str(charset_by_name(self.character_set_name()).encoding)
-
-    @property
-    def encoders(self) -> dict[Any, Any]:
-        """PyMySQL's escaping table (type -> function) used by escape() and mogrify()."""
-        return self._encoders
-
-    def escape(self, obj: Any, mapping: Mapping[Any, Any] | None = None) -> str:
-        """Escape *obj* as an SQL literal, as PyMySQL's Connection.escape() does, for the
-        master's session (its NO_BACKSLASH_ESCAPES mode) once it is connected."""
-        if isinstance(obj, str):
-            return f"'{self.escape_string(obj)}'"
-        if isinstance(obj, bytes | bytearray):
-            return f"X'{obj.hex()}'"
-        if type(obj) in (tuple, list, set, frozenset):
-            return "(" + ",".join([self.escape(item, mapping) for item in obj]) + ")"
-        return str(escape_item(obj, self.encoding, mapping=mapping or self._encoders))
-
-    def escape_string(self, s: str) -> str:
-        """Escape the text of a string literal (without its quotes)."""
-        master = self._backends.master_backend
-        if master is not None and master.status & _NO_BACKSLASH_ESCAPES:
-            return s.replace("'", "''")
-        return str(escape_string(s))
-
-    def literal(self, obj: Any) -> str:
-        """Deprecated PyMySQL alias of escape()."""
-        warnings.warn(
-            "literal() is deprecated and will be removed in the next version.",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return self.escape(obj)
-
     def ping(self, reconnect: bool = False) -> None:
         """Check that the servers answer (PyMySQL's ping()).
 
@@ -163,23 +119,7 @@ class PyMySQLSurface:
             self._leave()
 
     def _ping(self, reconnect: bool) -> None:
-        failure: err.MySQLError | None = None
-        for b in self._backends.opened():
-            assert b.conn is not None
-            try:
-                b.conn.ping(False)
-            except err.MySQLError as exc:
-                if not health.is_disconnect(exc):
-                    raise
-                self._backends.lost(b, exc)
-                failure = failure or err.OperationalError(
-                    exc.args[0] if isinstance(exc.args[0], int) else health.CR_SERVER_LOST,
-                    f"ping: {b.info}: connection lost ({detail(exc)}); dropped",
-                )
-        if failure is not None and not reconnect:
-            raise failure
-        if not self._backends.opened():
-            self._backends.master()
+        run_sync(sessions.ping(self._router, reconnect))
 
     def connect(self) -> None:
         """Open the connection again after close(), or connect now (PyMySQL's connect()).
@@ -192,8 +132,8 @@ class PyMySQLSurface:
         self._enter()
         try:
             if self.group.lazy_connections:
-                self._backends.master()
+                run_sync(self._backends.master())
             else:
-                self._connect_all()
+                run_sync(self._connect_all())
         finally:
             self._leave()

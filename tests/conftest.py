@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -80,3 +82,27 @@ def fresh_health(fsb: Sandbox) -> Iterator[None]:
 def fault_config(fsb: Sandbox, tmp_path: Path) -> Callable[..., str]:
     """Write a copy of *fsb*'s config with group keys changed; return its path."""
     return config_writer(fsb, tmp_path)
+
+
+SAFETY = 20.0  # a stopped server is resumed after this long whatever happens
+
+
+@pytest.fixture
+def stop(fsb: Sandbox) -> Iterator[Callable[[str], float]]:
+    """stop(node): SIGSTOP it now (returns when); resumed at the end of the test at the latest."""
+    stopped: list[str] = []
+    timers: list[threading.Timer] = []
+
+    def do(node: str) -> float:
+        fsb.kill(node, signal.SIGSTOP)
+        stopped.append(node)
+        timer = threading.Timer(SAFETY, fsb.kill, (node, signal.SIGCONT))
+        timer.start()
+        timers.append(timer)
+        return time.monotonic()
+
+    yield do
+    for timer in timers:
+        timer.cancel()
+    for node in stopped:
+        fsb.kill(node, signal.SIGCONT)

@@ -10,7 +10,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pymysql
 import pytest
@@ -23,33 +23,11 @@ from msplugin.sandbox import Sandbox
 pytestmark = pytest.mark.integration
 
 PROBE = 2.0  # the default quarantine.interval
-SAFETY = 20.0  # a stopped server is resumed after this long whatever happens
 
 
 @pytest.fixture(autouse=True)
 def _fresh(fresh_health: None) -> None:
     """Every test starts with all servers running and nothing quarantined."""
-
-
-@pytest.fixture
-def stop(fsb: Sandbox) -> Iterator[Callable[[str], float]]:
-    """stop(node): SIGSTOP it now (returns when); resumed at the end of the test at the latest."""
-    stopped: list[str] = []
-    timers: list[threading.Timer] = []
-
-    def do(node: str) -> float:
-        fsb.kill(node, signal.SIGSTOP)
-        stopped.append(node)
-        timer = threading.Timer(SAFETY, fsb.kill, (node, signal.SIGCONT))
-        timer.start()
-        timers.append(timer)
-        return time.monotonic()
-
-    yield do
-    for timer in timers:
-        timer.cancel()
-    for node in stopped:
-        fsb.kill(node, signal.SIGCONT)
 
 
 def test_connecting_to_a_hung_master_is_bounded_by_connect_timeout(

@@ -43,7 +43,9 @@ def connect(config: str) -> msplugin.Connection:
 
 def test_lock_wait_timeout_is_retried(sandbox: Sandbox, make_config: Callable[..., str]) -> None:
     with connect(make_config(transient_error=TRANSIENT)) as conn:
-        timer = hold_row_lock(sandbox, 1.1)
+        # Held past the first wait (1 s) and released within the retry's (0.3 s later, 1 s):
+        # margins of about 0.6 s each way on a loaded machine.
+        timer = hold_row_lock(sandbox, 1.6)
         cur = conn.cursor()
         cur.execute("UPDATE transient SET v = v + 1 WHERE id = 1")  # 1205 once, then succeeds
         timer.join()
