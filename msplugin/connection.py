@@ -23,7 +23,7 @@ from msplugin.config import Config
 from msplugin.cursor import Cursor, CursorClass
 from msplugin.facade import FacadeBase, in_use_error
 from msplugin.filters import UserCallback
-from msplugin.port import Flow, run_sync
+from msplugin.port import Flow, run_sync, run_void
 from msplugin.surface import PyMySQLSurface
 from msplugin.sync_port import SYNC_PORT
 
@@ -109,7 +109,7 @@ class Connection(FacadeBase, PyMySQLSurface):
             raise in_use_error()
         self._busy = True
         try:
-            run_sync(sessions.end_transaction(self._router, "commit"))
+            run_void(sessions.end_transaction(self._router, "commit"))
         finally:
             self._busy = False
 

@@ -74,7 +74,7 @@ class Cursor(CursorBase):
         try:
             router = self._router
             core = self._core
-            backend = router.recall(query)
+            backend = router.recall(query, self._unbuffered)
             if backend is None:  # it needs more than the statement sent: a flow runs it
                 return run_sync(statement.recalled(self, query, args))
             # The core decided this text in this state before: run it where it went then.
@@ -90,7 +90,7 @@ class Cursor(CursorBase):
                 failed = statement.remembered_failed(self, memo, backend, query, args, exc)
                 return run_sync(failed)
             if not core.ran(memo, backend.name, bconn.server_status) and router.ran_remembered(
-                memo, backend, query, cur
+                memo, backend, query, args, cur
             ):
                 run_sync(router.inject(backend))
             return result

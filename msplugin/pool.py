@@ -46,6 +46,7 @@ __all__ = [
     "pool_key",
     "pool_stats",
     "register",
+    "waiting",
 ]
 
 logger = logging.getLogger("msplugin.pool")
@@ -151,15 +152,7 @@ class Pool:
                             finally:
                                 self._cond.acquire()
                             continue
-                    if deadline is None and cfg.queue_timeout:
-                        deadline = time.monotonic() + cfg.queue_timeout
-                    remaining = None if deadline is None else deadline - time.monotonic()
-                    if remaining is not None and remaining <= 0:
-                        self.counts["pool_timeouts"] += 1
-                        raise PoolTimeout(
-                            f"pool for {self.label}: all {cfg.max_size} connections (max_size) "
-                            f"stayed in use for queue_timeout {cfg.queue_timeout:g} s"
-                        )
+                    deadline, remaining = waiting(cfg, self.label, deadline, self.counts)
                     self._cond.wait(remaining)
                     continue
             if item is None:
@@ -272,6 +265,23 @@ class Pool:
         for item in idle:
             with contextlib.suppress(pymysql.err.Error):
                 item.conn.close()
+
+
+def waiting(
+    config: PoolingConfig, label: str, deadline: float | None, counts: dict[str, int]
+) -> tuple[float | None, float | None]:
+    """A borrower must wait: its deadline (set at its first wait) and the seconds left of
+    it (None: queue_timeout 0, no limit). PoolTimeout once none is left."""
+    if deadline is None and config.queue_timeout:
+        deadline = time.monotonic() + config.queue_timeout
+    remaining = None if deadline is None else deadline - time.monotonic()
+    if remaining is not None and remaining <= 0:
+        counts["pool_timeouts"] += 1
+        raise PoolTimeout(
+            f"pool for {label}: all {config.max_size} connections (max_size) "
+            f"stayed in use for queue_timeout {config.queue_timeout:g} s"
+        )
+    return deadline, remaining
 
 
 def expired(config: PoolingConfig, created: float, returned: float, now: float) -> str:

@@ -39,6 +39,7 @@ __all__ = [
     "send_deferred",
     "settle",
     "start",
+    "start_failed",
 ]
 
 route_logger = logging.getLogger("msplugin.routing")
@@ -70,7 +71,7 @@ async def start(cursor: Cursor, step: Step, args: Any) -> int:
             await router.port.execute(cur, "START TRANSACTION READ ONLY", None)
         result = await router.port.execute(cur, step.sql, args)
     except err.MySQLError as exc:
-        return await _start_failed(cursor, step, args, exc)
+        return await start_failed(cursor, step, args, exc)
     _remember(router, step)
     await _began(router, backend, step.sql, args, step.decided, cur)
     return result
@@ -116,14 +117,14 @@ async def remembered_start(
     try:
         result = await cursor._router.port.execute(cur, query, args)
     except err.MySQLError as exc:
-        return await _start_failed(
+        return await start_failed(
             cursor, Step(query, backend, memo.decided, memo.reason), args, exc
         )
     await _began(cursor._router, backend, query, args, memo.decided, cur)
     return result
 
 
-async def _start_failed(cursor: Cursor, step: Step, args: Any, exc: err.MySQLError) -> int:
+async def start_failed(cursor: Cursor, step: Step, args: Any, exc: err.MySQLError) -> int:
     """The read that was to open an optimistic transaction failed on its replica: a server
     error is the application's (raised); a lost replica leaves the transaction to the master."""
     router = cursor._router
@@ -138,14 +139,10 @@ async def _start_failed(cursor: Cursor, step: Step, args: Any, exc: err.MySQLErr
 async def _began(
     router: Router, backend: Backend, query: str, args: Any, decided: Decided, cur: Any
 ) -> None:
-    """*query* opened an optimistic transaction on *backend*: learn from its reply, keep it."""
-    conn = backend.conn
-    assert conn is not None
-    plain = not conn.server_status & SESSION_STATE_CHANGED and decided.eff is NOTHING
-    trx = router.core.optimistic_began(backend.name, plain)
-    if not plain:
-        await router.learned(Step(query, backend, decided, decided.d.reason), cur)
-    keep(trx, query, args, driver.result_facts(cur))
+    """*query* opened an optimistic transaction on *backend*: Router.began() (and the
+    injection statements it may ask for)."""
+    if router.began(backend, query, args, decided, cur):
+        await router.inject(backend)
 
 
 async def _learn(router: Router, backend: Backend, query: str, decided: Decided, cur: Any) -> None:

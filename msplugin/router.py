@@ -20,19 +20,20 @@ from typing import Any, Final
 
 from pymysql import err
 
-from msplugin import health
+from msplugin import driver, health
 from msplugin._types import Level, Role, Stat
 from msplugin.backends import Backend, Backends, consumed
 from msplugin.classify import Classification, cut_sql
 from msplugin.config import GroupConfig
 from msplugin.consistency import SESSION_STATE_CHANGED
-from msplugin.core import ConnectionCore, Reply
+from msplugin.core import AUTOCOMMIT, ConnectionCore, Reply
 from msplugin.errors import NoBackendAvailable, RoutingError, StateDivergenceWarning
 from msplugin.filters import UserCallback, UserPicker, make_narrower
 from msplugin.gtid_reads import session_backend
 from msplugin.health import down as _down
-from msplugin.memo import Memo
+from msplugin.memo import Decided, Memo
 from msplugin.monitor import not_replicating as _not_replicating
+from msplugin.optimistic import keep
 from msplugin.port import Port
 from msplugin.routing import NO_TRANSACTION, Decision, Target
 from msplugin.state import NOTHING, Effects
@@ -94,12 +95,14 @@ class Router:
         self.recalled: Backend | None = None  # recall()'s pick, for statement.recalled()
         self.hit: Memo | None = None  # recall()'s memo of the statement in hand
 
-    def recall(self, query: str) -> Backend | None:
+    def recall(self, query: str, unbuffered: bool) -> Backend | None:
         """The connected backend *query* runs on now if the core remembered it, with nothing
         but the statement sent (the edge's short path; *hit* is its memo). None when
         statement.recalled() must take it: not remembered, a session read (the GTID state
         chooses), a read that must avoid a server, a server to connect, an optimistic
-        start; *recalled* keeps the pick for it."""
+        start on a replica session in autocommit mode (or an *unbuffered* cursor's: its rows
+        cannot be kept); *recalled* keeps the pick for it. A start on a session with
+        autocommit off, an ORM's, is sent as is: ran_remembered() opens the transaction."""
         memo = self.hit = self.core.memo.get(query)
         if memo is None:
             return None
@@ -115,7 +118,8 @@ class Router:
                 return None
         else:
             backend = self.recalled = self.by_name[server]  # type: ignore[index]
-        if backend.conn is None or memo.start:
+        conn = backend.conn
+        if conn is None or (memo.start and (unbuffered or conn.server_status & AUTOCOMMIT)):
             return None
         if memo.dirty:
             backend.dirty = True
@@ -270,17 +274,32 @@ class Router:
             )
         return backend
 
+    def began(self, backend: Backend, query: str, args: Any, decided: Decided, cur: Any) -> bool:
+        """*query* opened an optimistic transaction on *backend*: the core holds it, and it
+        keeps the read's outcome. True: the caller runs inject() (see after())."""
+        conn = backend.conn
+        assert conn is not None
+        plain = not conn.server_status & SESSION_STATE_CHANGED and decided.eff is NOTHING
+        trx = self.core.optimistic_began(backend.name, plain)
+        inject = (
+            False if plain else self.after(Step(query, backend, decided, decided.d.reason), cur)
+        )
+        keep(trx, query, args, driver.result_facts(cur))
+        return inject
+
     def step(self, memo: Memo, backend: Backend, query: str) -> Step:
         """The Step of a remembered statement that ran on *backend*, for the full path's
         learning or recovery."""
         return Step(query, backend, memo.decided, memo.reason, None, self.core.memo)
 
-    def ran_remembered(self, memo: Memo, backend: Backend, query: str, cur: Any) -> bool:
+    def ran_remembered(self, memo: Memo, backend: Backend, query: str, args: Any, cur: Any) -> bool:
         """A remembered statement's reply differs from the remembered one (core.ran() said
-        so): learn the GTID of a write from its OK packet, or learn the full way. True: the
-        caller runs inject() (see after())."""
+        so): open the optimistic transaction it starts, learn the GTID of a write from its
+        OK packet, or learn the full way. True: the caller runs inject() (see after())."""
         conn = backend.conn
         assert conn is not None
+        if memo.start:
+            return self.began(backend, query, args, memo.decided, cur)
         status: int = conn.server_status
         result = conn._result
         message = result.message if result is not None else None
@@ -363,17 +382,17 @@ class Router:
         if self.after(step, cur):
             await self.inject(step.backend)
 
-    async def committed(self, backend: Backend) -> None:
-        """commit() committed on master *backend*: its GTID, as after a committed write."""
+    def committed(self, backend: Backend) -> bool:
+        """commit() committed on master *backend*: its GTID, as after a committed write.
+        True: the caller runs inject() (global_transaction_id_injection)."""
         core = self.core
         if not core.track_gtids and core.injection is None:
             if not core.gtid.untracked_write:  # else nothing to learn: known untracked
                 core.learn_gtid(backend.name, None, committed=True)
-            return
+            return False
         reply = _reply(backend, None) if core.track_gtids else None
         core.learn_gtid(backend.name, reply, committed=True)
-        if core.injection is not None:
-            await self.inject(backend)
+        return core.injection is not None
 
     async def inject(self, backend: Backend) -> None:
         """A write committed on *backend*: run mysqlnd_ms's global_transaction_id_injection

@@ -64,8 +64,8 @@ async def end_transaction(router: Router, how: str) -> None:
             failure = failure or _end_failed(router, b, how, exc)
             continue
         b.dirty = False
-        if commit and b.role == Role.MASTER:
-            await router.committed(b)
+        if commit and b.role == Role.MASTER and router.committed(b):
+            await router.inject(b)
     core.ended()
     if failure is not None:
         raise failure

@@ -18,12 +18,12 @@ from pymysql import err
 
 from msplugin import gtid_reads, recovery, replay
 from msplugin.filters import record_latency
+from msplugin.step import Step
 
 if TYPE_CHECKING:
     from msplugin.backends import Backend
     from msplugin.memo import Memo
     from msplugin.port import FacadeCursor
-    from msplugin.step import Step
 
 __all__ = [
     "callproc",
@@ -80,8 +80,13 @@ async def remembered_failed(
     exc: err.MySQLError,
 ) -> int:
     """A remembered statement failed on *backend* (the short path): count it as routed,
-    and recover as from any statement."""
+    and recover as from any statement (a read that was to open an optimistic transaction
+    as msplugin.replay decides)."""
     cursor._core.hit(memo, backend.name)
+    if memo.start:
+        return await replay.start_failed(
+            cursor, Step(query, backend, memo.decided, memo.reason), args, exc
+        )
     step = cursor._router.step(memo, backend, query)
     return await run_again(cursor, exc, args, cursor._current, step)
 

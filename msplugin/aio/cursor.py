@@ -42,7 +42,7 @@ class Cursor(CursorBase):
         try:
             router = self._router
             core = self._core
-            backend = router.recall(query)
+            backend = router.recall(query, self._unbuffered)
             if backend is None:  # it needs more than the statement sent: a flow runs it
                 return await statement.recalled(self, query, args)
             memo: Any = router.hit  # the core decided this text in this state before
@@ -54,7 +54,7 @@ class Cursor(CursorBase):
                 return await statement.remembered_failed(self, memo, backend, query, args, exc)
             status = cur.connection.server_status
             if not core.ran(memo, backend.name, status) and router.ran_remembered(
-                memo, backend, query, cur
+                memo, backend, query, args, cur
             ):
                 await router.inject(backend)
             return result

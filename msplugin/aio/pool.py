@@ -28,7 +28,6 @@ from pymysql.constants import SERVER_STATUS
 
 from msplugin import pool as sync_pools
 from msplugin.config import PoolingConfig
-from msplugin.errors import PoolTimeout
 from msplugin.pool import Idle
 
 __all__ = ["AsyncPool", "close_pools", "get_pool", "settle"]
@@ -95,15 +94,7 @@ class AsyncPool:
                 if before_wait is not None:
                     before_wait()
                     continue
-            if deadline is None and cfg.queue_timeout:
-                deadline = time.monotonic() + cfg.queue_timeout
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                self.counts["pool_timeouts"] += 1
-                raise PoolTimeout(
-                    f"pool for {self.label}: all {cfg.max_size} connections (max_size) "
-                    f"stayed in use for queue_timeout {cfg.queue_timeout:g} s"
-                )
+            deadline, remaining = sync_pools.waiting(cfg, self.label, deadline, self.counts)
             await self._wait(remaining)
 
     async def _wait(self, timeout: float | None) -> None:

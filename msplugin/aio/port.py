@@ -29,37 +29,40 @@ from pymysql import err
 from msplugin import driver
 from msplugin.aio.pool import get_pool
 from msplugin.config import PoolingConfig
+from msplugin.options import PASSTHROUGH_KWARGS
 
 __all__ = ["ASYNC_PORT", "AsyncPort"]
 
 CR_SERVER_LOST: Final = 2013
 
-# PyMySQL keywords aiomysql takes under another name, and those it has no counterpart for.
+# PyMySQL keywords aiomysql takes under another name; msplugin's own here (aiomysql has no
+# statement timeouts: bounded() applies them); the PyMySQL keywords aiomysql takes as they are.
 _RENAMED: Final = {"database": "db"}
 _OURS: Final = frozenset({"read_timeout", "write_timeout"})
-_UNSUPPORTED: Final = frozenset(
+_TAKEN: Final = frozenset(
     {
-        "bind_address",
-        "max_allowed_packet",
-        "binary_prefix",
-        "auth_plugin_map",
-        "ssl_ca",
-        "ssl_cert",
-        "ssl_key",
-        "ssl_key_password",
-        "ssl_disabled",
-        "ssl_verify_cert",
-        "ssl_verify_identity",
-        "collation",
-        "defer_connect",
-        "connect_factory",
+        "charset",
+        "connect_timeout",
+        "init_command",
+        "sql_mode",
+        "ssl",
+        "local_infile",
+        "client_flag",
+        "program_name",
+        "conv",
+        "use_unicode",
+        "server_public_key",
     }
 )
 
 
 def aiomysql_params(params: dict[str, Any]) -> dict[str, Any]:
     """PyMySQL connect() keywords as aiomysql.connect() takes them (see the module)."""
-    refused = sorted(k for k, v in params.items() if k in _UNSUPPORTED and v is not None)
+    refused = sorted(
+        k
+        for k, v in params.items()
+        if k in PASSTHROUGH_KWARGS and k not in _TAKEN and k not in _OURS and v is not None
+    )
     if refused:
         raise err.NotSupportedError(
             f"msplugin.aio: aiomysql has no connect keyword {', '.join(refused)}; "

@@ -210,8 +210,9 @@ def test_the_event_loop_is_not_blocked_while_a_statement_waits(
 
         tick_task = asyncio.create_task(ticker())
         started = time.monotonic()
-        async with conn.cursor() as cur:
-            await cur.execute("SELECT SLEEP(0.5)")
+        cur = await conn.cursor()  # awaited, as aiomysql's cursor() is
+        await cur.execute("SELECT SLEEP(0.5)")
+        await cur.close()
         took = time.monotonic() - started
         stop.set()
         await tick_task

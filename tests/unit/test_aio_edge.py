@@ -134,3 +134,20 @@ def test_pre_ping_checks_an_idle_connection_before_lending_it() -> None:
         assert ("ping", ()) in conn.calls
 
     asyncio.run(scenario())
+
+
+def test_run_void_completes_a_flow_or_refuses_one_that_suspends() -> None:
+    from msplugin.port import run_void
+
+    done: list[int] = []
+
+    async def completes() -> None:
+        done.append(1)
+
+    async def suspends() -> None:
+        await asyncio.sleep(0)
+
+    run_void(completes())
+    assert done == [1]
+    with pytest.raises(RuntimeError, match="suspended on the sync edge"):
+        run_void(suspends())

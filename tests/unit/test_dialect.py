@@ -14,6 +14,7 @@ from sqlalchemy.dialects import registry
 from sqlalchemy.exc import ArgumentError
 
 import msplugin
+import msplugin.aio
 from msplugin.dialect import MSPluginDialect, MSPluginMariaDBDialect
 
 
@@ -88,3 +89,23 @@ def test_an_unknown_isolation_level_is_refused_before_anything_is_sent(tmp_path:
             conn.set_isolation_level("SNAPSHOT")
         conn.set_isolation_level("read-committed")  # no backend open: remembered only
         assert conn._backends.isolation == "READ COMMITTED"
+
+
+def test_the_async_dialect_names_the_group_as_the_sync_one_does() -> None:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from msplugin.aio.dialect import MSPluginAioDialect, MSPluginAioMariaDBDialect
+
+    assert registry.load("mysql.msplugin_aio") is MSPluginAioDialect
+    assert registry.load("mariadb.msplugin_aio") is MSPluginAioMariaDBDialect
+    engine = create_async_engine("mysql+msplugin_aio://app:pw@myapp/shop?config=/etc/ms.json")
+    dialect = engine.sync_engine.dialect
+    assert isinstance(dialect, MSPluginAioDialect) and dialect.is_async
+    args, kwargs = dialect.create_connect_args(engine.sync_engine.url)
+    assert args == ["myapp"]
+    assert kwargs["db"] == "shop" and kwargs["user"] == "app" and "host" not in kwargs
+    assert kwargs["config"] == "/etc/ms.json" and kwargs["autocommit"] is False
+    assert kwargs["client_flag"] & CLIENT.FOUND_ROWS
+    assert dialect.loaded_dbapi.aiomysql.connect is msplugin.aio.connect  # type: ignore[attr-defined]
+    with pytest.raises(ArgumentError, match="a port has no meaning"):
+        create_async_engine("mysql+msplugin_aio://u:p@myapp:3307/shop")
