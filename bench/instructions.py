@@ -1,4 +1,5 @@
-"""Client instructions per statement, msplugin versus raw PyMySQL, counted by valgrind.
+"""Client instructions per statement, msplugin versus raw PyMySQL (msplugin.aio versus raw
+aiomysql: the "raw_pymysql" figures of the aio kinds are aiomysql's), counted by valgrind.
 
 Wall-clock ratios on a shared 2-core machine move by several percent from run to run;
 instruction counts do not (callgrind counts the same total for the same program and input).

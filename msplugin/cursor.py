@@ -89,9 +89,9 @@ class Cursor(CursorBase):
             except err.MySQLError as exc:
                 failed = statement.remembered_failed(self, memo, backend, query, args, exc)
                 return run_sync(failed)
-            if not core.ran(memo, backend.name, bconn.server_status) and router.ran_remembered(
-                memo, backend, query, args, cur
-            ):
+            if (
+                memo.start or not core.ran(memo, backend.name, bconn.server_status)
+            ) and router.ran_remembered(memo, backend, query, args, cur):
                 run_sync(router.inject(backend))
             return result
         except UnicodeEncodeError as exc:

@@ -273,7 +273,10 @@ def result_facts(cur: Any) -> tuple[Any, Any, int, int | None, int]:
         rows = tuple(tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in rows)
     elif type(rows) is list:
         rows = tuple(rows)
-    return cur.description, rows, cur.rowcount, cur.lastrowid, warnings_of(cur)
+    count = getattr(cur, "warning_count", None)  # warnings_of(), inlined
+    if count is None:
+        count = warnings_of(cur)
+    return cur.description, rows, cur.rowcount, cur.lastrowid, count
 
 
 def warnings_of(cur: Any) -> int:

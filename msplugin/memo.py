@@ -96,7 +96,3 @@ class Memo:
         # A read that opens an optimistic transaction on a replica: msplugin.replay runs it
         # (the replica keeps what it answers) and the core holds the transaction.
         self.start = decided.d.stat is Stat.OPTIMISTIC_STARTED
-        if self.start:
-            # Its reply never matches: ConnectionCore.ran() counts the run and returns
-            # False, and Router.ran_remembered() opens the transaction (Router.began()).
-            self.expect = -1

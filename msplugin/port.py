@@ -13,7 +13,7 @@ to the port, and read the reply facts both drivers keep alike (msplugin.driver).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
@@ -61,7 +61,9 @@ class Port(Protocol):
         (a statement msplugin answered without sending it)."""
         ...
 
-    async def execute(self, cur: Any, sql: str, args: Any) -> int: ...
+    def execute(self, cur: Any, sql: str, args: Any) -> Awaitable[int]:
+        """Run *sql* on driver cursor *cur*: awaitable, the affected rows."""
+        ...
 
     async def executemany(self, cur: Any, sql: str, args: Any) -> int | None: ...
 

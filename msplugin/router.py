@@ -102,7 +102,8 @@ class Router:
         chooses), a read that must avoid a server, a server to connect, an optimistic
         start on a replica session in autocommit mode (or an *unbuffered* cursor's: its rows
         cannot be kept); *recalled* keeps the pick for it. A start on a session with
-        autocommit off, an ORM's, is sent as is: ran_remembered() opens the transaction."""
+        autocommit off, an ORM's, is sent as is: the edge then skips core.ran() and
+        ran_remembered() opens the transaction."""
         memo = self.hit = self.core.memo.get(query)
         if memo is None:
             return None
@@ -293,13 +294,19 @@ class Router:
         return Step(query, backend, memo.decided, memo.reason, None, self.core.memo)
 
     def ran_remembered(self, memo: Memo, backend: Backend, query: str, args: Any, cur: Any) -> bool:
-        """A remembered statement's reply differs from the remembered one (core.ran() said
-        so): open the optimistic transaction it starts, learn the GTID of a write from its
-        OK packet, or learn the full way. True: the caller runs inject() (see after())."""
+        """A remembered statement ran by the short path and its reply differs from the
+        remembered one (core.ran() said so), or it opened an optimistic transaction (the
+        edge asks core.ran() nothing then): learn the GTID of a write from its OK packet,
+        learn the full way, or open the transaction. True: the caller runs inject() (see
+        after())."""
+        if memo.start:
+            # core.hit(), inlined (once per unit of an ORM): counted as ran() counts; a
+            # replica's session, so nothing written.
+            memo.hits += 1
+            self.core.last_used = backend.name
+            return self.began(backend, query, args, memo.decided, cur)
         conn = backend.conn
         assert conn is not None
-        if memo.start:
-            return self.began(backend, query, args, memo.decided, cur)
         status: int = conn.server_status
         result = conn._result
         message = result.message if result is not None else None

@@ -53,7 +53,7 @@ class Cursor(CursorBase):
             except err.MySQLError as exc:
                 return await statement.remembered_failed(self, memo, backend, query, args, exc)
             status = cur.connection.server_status
-            if not core.ran(memo, backend.name, status) and router.ran_remembered(
+            if (memo.start or not core.ran(memo, backend.name, status)) and router.ran_remembered(
                 memo, backend, query, args, cur
             ):
                 await router.inject(backend)
@@ -98,6 +98,9 @@ class Cursor(CursorBase):
 
     async def fetchone(self) -> Any:
         """The next row, or None when no more are available."""
+        cur = self._current  # _fetch(), inlined for a buffered cursor: once per row
+        if cur is not None and not self._unbuffered:
+            return await cur.fetchone()
         return await self._fetch("fetchone")
 
     async def fetchmany(self, size: int | None = None) -> Any:
@@ -106,6 +109,9 @@ class Cursor(CursorBase):
 
     async def fetchall(self) -> Any:
         """The remaining rows."""
+        cur = self._current  # _fetch(), inlined for a buffered cursor: once per statement
+        if cur is not None and not self._unbuffered:
+            return await cur.fetchall()
         return await self._fetch("fetchall")
 
     async def scroll(self, value: int, mode: str = "relative") -> None:
