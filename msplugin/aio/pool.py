@@ -50,6 +50,7 @@ class AsyncPool:
     ) -> None:
         self._params = dict(params)  # password included: never logged, never in repr
         self._open = opener  # msplugin.aio.port.open_connection
+        self._loop = asyncio.get_running_loop()  # its connections' loop
         self.config = config
         self.label = label
         self._idle: deque[Idle] = deque()
@@ -155,10 +156,14 @@ class AsyncPool:
 
     def checkin(self, conn: Any, *, broken: bool = False) -> None:
         """Take back a borrowed connection: its reset runs as a task, then it is idle again."""
-        if broken or conn.closed or self.closed:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # called outside the pool's loop (it ended): nothing can reset it
+            loop = None
+        if broken or conn.closed or self.closed or loop is not self._loop:
             self._drop(conn)
             return
-        task = asyncio.get_running_loop().create_task(self._return(conn))
+        task = loop.create_task(self._return(conn))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -198,7 +203,8 @@ class AsyncPool:
         self.counts["pool_discarded"] += 1
         self._created.pop(id(conn), None)
         self._notify()
-        conn.close()
+        with contextlib.suppress(RuntimeError):  # its event loop is closed: so is it
+            conn.close()
 
     def discard_idle(self) -> int:
         idle = list(self._idle)

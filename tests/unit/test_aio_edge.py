@@ -70,6 +70,17 @@ class FakeConn:
         self.closed = True
 
 
+def test_a_connection_given_back_outside_its_loop_is_closed_not_pooled() -> None:
+    async def borrow() -> tuple[AsyncPool, FakeConn]:
+        pool, _ = _pool()
+        return pool, await pool.checkout()
+
+    pool, conn = asyncio.run(borrow())
+    pool.checkin(conn)  # the loop has ended: no task can reset it
+    assert conn.closed and pool.size == 0 and pool.in_use == 0
+    assert pool.counts["pool_discarded"] == 1
+
+
 def _pool(**config: Any) -> tuple[AsyncPool, list[FakeConn]]:
     opened: list[FakeConn] = []
 
