@@ -88,3 +88,5 @@ class Stat(enum.StrEnum):
     READ_RETRIES = "read_retries"
     UNSENT_RETRIES = "unsent_retries"
     TRANSIENT_ERROR_RETRIES = "transient_error_retries"
+    READ_ONLY_RETRIES = "read_only_retries"
+    ROLE_CHANGES = "role_changes"

@@ -56,6 +56,8 @@ def master_plan(backends: Backends, only: tuple[str, ...] | None = None) -> Plan
             continue
         backends.master_backend = candidate
         return candidate
+    if not backends.masters:
+        errors.append(f"no server takes writes now ({backends.no_master})")
     raise NoBackendAvailable(
         f"group {backends.group.name!r}: no master could be connected; nothing was executed: "
         + "; ".join(errors)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +19,7 @@ from msplugin._types import Level, Role, Stat
 from msplugin.acquire import Plan, master_plan, slave_plan
 from msplugin.config import GroupConfig, ServerConfig
 from msplugin.consistency import SESSION_STATE_CHANGED, gtid_tracking
-from msplugin.errors import PoolTimeout
+from msplugin.errors import NoBackendAvailable, PoolTimeout
 from msplugin.filters import UserCallback, make_picker
 from msplugin.health import down as _down
 from msplugin.monitor import monitor, monitor_params
@@ -63,6 +63,7 @@ class Backend:
         "conn",
         "dirty",
         "flavor",
+        "gone",
         "info",
         "multi_statements",
         "name",
@@ -86,6 +87,7 @@ class Backend:
         self.dirty = False
         self.flavor = "mariadb"  # or "mysql": decides the GTID functions; known once connected
         self.multi_statements = False  # opened with CLIENT.MULTI_STATEMENTS by msplugin
+        self.gone = ""  # why msplugin closed the session (a role change), for the error
 
     def __repr__(self) -> str:
         state = "open" if self.conn is not None else "not connected"
@@ -122,6 +124,7 @@ class Backend:
         version = str(conn.get_server_info())
         self.flavor = "mariadb" if "MariaDB" in version else "mysql"
         self.multi_statements = bool(flags & CLIENT.MULTI_STATEMENTS)
+        self.gone = ""
         logger.debug("connected to %s%s", self.info, " (pooled)" if pool else "")
 
     @property
@@ -184,13 +187,45 @@ class Backends:
         self.by_name = {b.name: b for b in self.masters + self.slaves}
         self.slave_names = tuple(b.name for b in self.slaves)
         self.master_backend: Backend | None = None  # the master that takes the writes
-        self.picker = make_picker(
-            group.filters,
+        self.pick_server = pick_server
+        self.picker = self.new_picker()
+        # topology.discover: why no server takes writes now, for the error; and the flow
+        # that waits for one (msplugin.follow) before the master is looked for.
+        self.no_master = ""
+        self.awaiting: Callable[[], Awaitable[object]] | None = None
+        self.master_failed: Callable[[], None] | None = None
+
+    def master_name(self) -> str:
+        """The master's name ("" when no server takes writes: topology.discover)."""
+        backend = self.master_backend or (self.masters[0] if self.masters else None)
+        return backend.name if backend is not None else ""
+
+    def new_picker(self) -> Any:
+        return make_picker(
+            self.group.filters,
             {b.name: b.address for b in self.by_name.values()},
             [b.name for b in self.masters],
-            f"group {group.name!r}",
-            pick_server,
+            f"group {self.group.name!r}",
+            self.pick_server,
         )
+
+    def take_roles(self, masters: tuple[str, ...], slaves: tuple[str, ...]) -> list[Backend]:
+        """The servers' roles are now *masters* and *slaves* (topology.discover): returns
+        the backends whose role changed (the caller ends their sessions)."""
+        changed = []
+        for b in self.by_name.values():
+            role = Role.MASTER if b.name in masters else Role.SLAVE
+            if b.role != role:
+                b.role = role
+                b.info = ServerInfo(role, b.name, b.info.host, b.info.port)
+                changed.append(b)
+        self.masters = [self.by_name[n] for n in masters]
+        self.slaves = [self.by_name[n] for n in slaves]
+        self.slave_names = slaves
+        if self.master_backend is not None and self.master_backend.name not in masters:
+            self.master_backend = None
+        self.picker = self.new_picker()
+        return changed
 
     async def master(self, *, lazy: bool = True, only: tuple[str, ...] | None = None) -> Backend:
         """The master (of *only*), connected: msplugin.acquire.master_plan, driven here."""
@@ -201,7 +236,14 @@ class Backends:
             and (only is None or backend.name in only)
         ):
             return backend
-        return await self.drive(master_plan(self, only), lazy=lazy)
+        if not self.masters and self.awaiting is not None:
+            await self.awaiting()  # a switchover in progress: wait for the new master
+        try:
+            return await self.drive(master_plan(self, only), lazy=lazy)
+        except NoBackendAvailable:
+            if self.master_failed is not None:
+                self.master_failed()  # topology.discover: has another server taken over?
+            raise
 
     async def slave(self, candidates: tuple[str, ...], picked: Backend | None = None) -> Backend:
         """A read's server among *candidates*, connected (*picked*: the load balancer's pick
@@ -419,6 +461,12 @@ class Backends:
             discard_idle(*backend.address)
         self.core.lost(backend.name)
 
+    def close_for_role(self, backend: Backend) -> None:
+        """End *backend*'s session because its role changed: a pooled one goes back to be
+        reset (an open transaction rolls back), and what it held is forgotten."""
+        backend.close()
+        self.core.lost(backend.name)
+
     def monitor_key(self, backend: Backend) -> tuple[str, int, str, str]:
         s = backend.server
         return (
@@ -430,8 +478,9 @@ class Backends:
 
     def watch_replicas(self, *, wait: bool) -> None:
         """Have the process's replica monitor watch this group's slaves (for ``age``, and to
-        keep reads off replicas that stopped replicating); *wait* for the first statuses."""
-        for b in self.slaves:
+        keep reads off replicas that stopped replicating); *wait* for the first statuses.
+        With topology.discover every server is watched: any of them may become a slave."""
+        for b in self.by_name.values() if self.group.topology.discover else self.slaves:
             params = monitor_params(self.probe_params(b))
             monitor.watch(
                 self.monitor_key(b), params, self.group.replica_status_interval, wait=wait

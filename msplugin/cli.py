@@ -1,4 +1,5 @@
-"""The ``msplugin`` command: sandbox up|down|status, demo, check-config, explain."""
+"""The ``msplugin`` command: sandbox up|down|status|kill|start|switchover|failover, demo,
+check-config, explain, topology."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import Sequence
 import sqlparse
 
 import msplugin
+from msplugin.backends import Backend
 from msplugin.classify import CLASSIFIERS, classify
 from msplugin.config import (
     CONFIG_ENV,
@@ -23,6 +25,8 @@ from msplugin.config import (
 from msplugin.errors import ConfigError, ProgrammingError
 from msplugin.filters import load_callback
 from msplugin.sandbox import DEFAULT_DIR, Sandbox, SandboxError, format_status
+from msplugin.sync_port import SYNC_PORT
+from msplugin.topology_monitor import Watch
 
 __all__ = ["main"]
 
@@ -62,6 +66,15 @@ def _parser() -> argparse.ArgumentParser:
     start = sbs.add_parser("start", help="start one stopped server again", formatter_class=fmt)
     start.add_argument("node", help="primary, replica1, ...")
     start.add_argument("--dir", default=DEFAULT_DIR, help="the sandbox's directory")
+    for action, text in (
+        ("switchover", "planned: make NODE the primary, losing nothing"),
+        ("failover", "after the primary died: promote the replica that received the most"),
+    ):
+        change = sbs.add_parser(action, help=text, formatter_class=fmt)
+        change.add_argument("--to", help="the replica to promote; default: " + (
+            "the first running one" if action == "switchover" else "the most advanced"
+        ))  # fmt: skip
+        change.add_argument("--dir", default=DEFAULT_DIR, help="the sandbox's directory")
 
     demo = sub.add_parser(
         "demo", help="the state-pitfall demo (starts a sandbox if no --config)", formatter_class=fmt
@@ -83,6 +96,14 @@ def _parser() -> argparse.ArgumentParser:
         "--classifier", choices=CLASSIFIERS, help="without a config; default: 'default'"
     )
     ex.add_argument("sql", help="the statement")
+
+    topo = sub.add_parser(
+        "topology",
+        help="ask each server of a group its role (read_only, replication source) now",
+        formatter_class=fmt,
+    )
+    topo.add_argument("--config", help=where)
+    topo.add_argument("--group", help="default: the file's only group")
     return p
 
 
@@ -98,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return demo_main(args.config, args.group)
         if args.command == "check-config":
             return _check_config(args.file)
+        if args.command == "topology":
+            return _topology(args)
         return _explain(args)
     except (ConfigError, SandboxError, msplugin.Error) as exc:
         print(f"msplugin: {exc}", file=sys.stderr)
@@ -122,6 +145,12 @@ def _sandbox(args: argparse.Namespace) -> int:
     if args.action == "start":
         sandbox.start(args.node)
         print(f"started {args.node}")
+        return 0
+    if args.action in ("switchover", "failover"):
+        from msplugin import sandbox_roles
+
+        change = getattr(sandbox_roles, args.action)(sandbox, args.to)
+        print("\n".join(change.report()))
         return 0
     stopped = sandbox.down(purge=args.purge)
     print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
@@ -165,7 +194,7 @@ def _effective(group: GroupConfig) -> list[str]:
         level = f"{qos.qos_level}" + (f", age {qos.qos_age} s" if qos.qos_age is not None else "")
     elif group.global_transaction_id_injection is not None:
         level = "session (global_transaction_id_injection)"
-    fo, q, pool = group.failover, group.quarantine, group.pooling
+    fo, q, pool, topo = group.failover, group.quarantine, group.pooling, group.topology
     stopped = group.replica_stopped_limit
     lines = [
         f"group {group.name!r}: filters {' -> '.join(f.name for f in group.filters)}"
@@ -181,6 +210,10 @@ def _effective(group: GroupConfig) -> list[str]:
         + (f"after {stopped:g} s not replicating" if stopped is not None else "never (off)"),
         f"  pooling {'on' if pool.enabled else 'off'}: max_size {pool.max_size}, min_size "
         f"{pool.min_size}, queue_timeout {pool.queue_timeout:g} s, pre_ping {pool.pre_ping}",
+        f"  roles: discovered every {topo.interval:g} s, writes wait {topo.wait:g} s for a master"
+        " (the servers below form the pool; 'msplugin topology' shows the live roles)"
+        if topo.discover
+        else "  roles: as listed below (topology.discover off)",
     ]
     for s in group.servers:
         place = s.socket or f"{s.host}:{s.port}"
@@ -188,24 +221,65 @@ def _effective(group: GroupConfig) -> list[str]:
     return lines
 
 
-def _explain(args: argparse.Namespace) -> int:
-    path = args.config or os.environ.get(CONFIG_ENV)
+def _topology(args: argparse.Namespace) -> int:
+    """One check of every server of the group: what each said, and the roles that follow."""
+    path = _config_path(args) or DEFAULT_CONFIG_FILE
+    config = load_config(path)
+    print("\n".join(_describe(config.group(_group_name(config, path, args.group)))))
+    return 0
+
+
+def _describe(group: GroupConfig) -> list[str]:
+    """One check of *group*'s servers, with the file's credentials: what each server
+    said and the roles msplugin decides from it."""
+    params = {s.name: Backend(s, SYNC_PORT).params({}, {}) for s in group.servers}
+    w = Watch(group, params)
+    try:
+        view = w.check(log=False)
+    finally:
+        w.stop()
+    lines = []
+    for s in group.servers:
+        seen = w.seen[s.name]
+        if not seen.reachable:
+            said = f"no answer ({seen.error})"
+        else:
+            said = "read-only" if seen.read_only else "writable"
+            if seen.source is not None:
+                source = next((n for n, a in w.addresses.items() if a == seen.source), None)
+                said += f", replicates from {source or '{}:{}'.format(*seen.source)}"
+                said += "" if seen.replicating else " (threads stopped)"
+        lines.append(f"  {s.name:<12} {s.host}:{s.port:<6} listed as {s.role:<6} {said}")
+    lines.append(f"group {group.name!r}: {view.describe()}: {view.reason}")
+    return lines
+
+
+def _config_path(args: argparse.Namespace) -> str | None:
+    path: str | None = args.config or os.environ.get(CONFIG_ENV)
     if path is None and os.path.exists(DEFAULT_CONFIG_FILE):
         path = DEFAULT_CONFIG_FILE
+    return path
+
+
+def _group_name(config: Config, path: str, group: str | None) -> str:
+    if group is not None:
+        return group
+    if len(config.groups) != 1:
+        raise ConfigError(
+            path, [f"several groups ({', '.join(config.groups)}): choose one with --group"]
+        )
+    return next(iter(config.groups))
+
+
+def _explain(args: argparse.Namespace) -> int:
+    path = _config_path(args)
     if path is None:
         c = classify(args.sql, args.classifier or "default")
         print(f"{c.route.name}: {c.reason}")
         _explain_parts(args.sql, args.classifier or "default")
         return 0
     config: Config = load_config(path)
-    group = args.group
-    if group is None:
-        if len(config.groups) != 1:
-            raise ConfigError(
-                path, [f"several groups ({', '.join(config.groups)}): choose one with --group"]
-            )
-        group = next(iter(config.groups))
-    conn = msplugin.connect(group, config=config)
+    conn = msplugin.connect(_group_name(config, path, args.group), config=config)
     try:
         e = conn.explain(args.sql)
         print(f"{e.route.name} -> {e.server or 'a ' + e.role + ' picked at execution'}: {e.reason}")

@@ -523,6 +523,14 @@ class ConnectionCore(OptimisticState):
             self.sql_autocommit_off = False
         self.moved()
 
+    def set_roles(self, masters: tuple[str, ...], slaves: tuple[str, ...]) -> None:
+        """The group's servers have these roles now (topology.discover): decide anew."""
+        self.master_names, self.slave_names = masters, slaves
+        self.roles = {n: Role.SLAVE for n in slaves} | {n: Role.MASTER for n in masters}
+        self.policy = self.policy._replace(has_slaves=bool(slaves))
+        self.optimistic_on = self.group.trx_stickiness == "optimistic" and bool(slaves)
+        self.forget_memos()
+
     def set_tracker(self, tracker: Tracker | None) -> None:
         self.tracker = tracker
         self.forget_memos()

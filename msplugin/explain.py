@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from msplugin import health
 from msplugin._types import Level, Role, TrxKind
 from msplugin.classify import Classification, classify
+from msplugin.follow import follow
 from msplugin.memo import Decided
 from msplugin.optimistic import Transaction, Verdict, admit
 from msplugin.router import fixed_by
@@ -22,6 +23,8 @@ __all__ = ["explain"]
 
 def explain(router: Router, sql: str) -> Explanation:
     """Where *sql* would run on *router*'s connection now, and why."""
+    if router.topology is not None:
+        follow(router)  # the roles a statement would be routed by now
     if router.core.optimistic is not None:
         return _optimistic(router, sql, router.core.optimistic)
     decided = router.core.decided(sql, router.classifier)
@@ -110,6 +113,8 @@ def _master(router: Router, c: Classification, reason: str) -> Explanation:
         if backends.by_name[name].address not in health.down:
             return Explanation(c.route, "master", name, reason)
     why = "the filters left no master" if not names else "every master is quarantined"
+    if not backends.masters:
+        why = f"no server takes writes now ({backends.no_master})"
     return Explanation(c.route, "master", None, f"{reason}; would fail: {why}")
 
 
@@ -128,7 +133,7 @@ def _with_state(router: Router, sql: str, decided: Decided, e: Explanation) -> E
         chosen,
         read=c.read,
         fixed=fixed_by(c, d.target),
-        master=(backends.master_backend or backends.masters[0]).name,
+        master=backends.master_name(),
     )
     reason = e.reason
     if plan.error:

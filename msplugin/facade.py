@@ -21,7 +21,7 @@ from pymysql.charset import charset_by_name
 from pymysql.constants import CLIENT, SERVER_STATUS
 from pymysql.converters import escape_item, escape_string
 
-from msplugin import health, sessions, statement
+from msplugin import health, sessions, statement, topology_monitor
 from msplugin._types import Level
 from msplugin.backends import ServerInfo, isolation_sql
 from msplugin.config import Config, GroupConfig, load_config
@@ -155,12 +155,24 @@ class FacadeBase:
         """Start what the group needs once the facade exists: the replica monitor (waiting
         for its first statuses when an age limit needs them), and with *connect_now*
         (lazy_connections false) every server."""
+        if self.group.topology.discover:
+            await self._router.port.blocking(self._follow_topology)
         policy = self._core.policy
         if policy.age is not None or self.group.replica_stopped_limit is not None:
             wait = policy.age is not None
-            await self._router.port.wait_replicas(lambda: self._backends.watch_replicas(wait=wait))
+            await self._router.port.blocking(lambda: self._backends.watch_replicas(wait=wait))
         if connect_now:
             await self._connect_all()
+
+    def _follow_topology(self) -> None:
+        """topology.discover: the process's watch of the group (its first check done by the
+        first connection), followed by this one (blocking: run in a thread on a loop)."""
+        backends = self._backends
+        user = str(backends.defaults.get("user") or "")
+        watch = topology_monitor.watch(
+            self.group, user, lambda name: backends.probe_params(backends.by_name[name])
+        )
+        self._router.use_topology(watch)
 
     async def _connect_all(self) -> None:
         """lazy_connections false: connect the master and every slave now."""
@@ -242,7 +254,7 @@ class FacadeBase:
             if master is not None and master.conn is not None:
                 await backends.setup_tracking(master, gtids=True, state=False)
         if age is not None:
-            await self._router.port.wait_replicas(lambda: backends.watch_replicas(wait=True))
+            await self._router.port.blocking(lambda: backends.watch_replicas(wait=True))
 
     async def _set_session_state(self, mode: str) -> None:
         core = self._core

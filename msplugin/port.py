@@ -95,8 +95,9 @@ class Port(Protocol):
         """The server's max_allowed_packet, asked on a connection of its own (failure paths)."""
         ...
 
-    async def wait_replicas(self, call: Callable[[], None]) -> None:
-        """Run *call*, which may block until the replica monitor has first statuses."""
+    async def blocking(self, call: Callable[[], object]) -> None:
+        """Run *call*, which may block (the monitors' first checks, a wait for a master):
+        in a worker thread on an event loop."""
         ...
 
 

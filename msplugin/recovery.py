@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING, Any, Final
 from pymysql import err
 
 from msplugin import driver, health
-from msplugin._types import Stat
+from msplugin._types import Role, Stat
 from msplugin.backends import Backend, detail
 from msplugin.classify import cut_sql, first_keyword
+from msplugin.errors import NoBackendAvailable
+from msplugin.follow import after_read_only, read_only_refusal
 from msplugin.retry import after_disconnect, after_server_error, lost_transaction
 from msplugin.routing import NO_TRANSACTION
 
@@ -54,6 +56,8 @@ async def recover(
     if disconnect or code in _SESSION_ENDED:
         await refuse_oversized(router, backend, exc, query, args, cur, trx)
     if not disconnect:
+        if router.topology is not None and read_only_refusal(code, exc.args[-1]):
+            return await read_only_master(router, step, exc, trx, attempt)
         if code in _SESSION_ENDED:
             # The server ended this session and answered: no quarantine.
             router.backends.discard(backend, siblings=False)
@@ -100,6 +104,35 @@ async def route_again(router: Router, failed: Backend, query: str, sent: bool) -
     finally:
         if forget:
             core.unmark_failed(failed.name)
+
+
+async def read_only_master(
+    router: Router, step: Step, exc: err.MySQLError, trx: str, attempt: int
+) -> Step:
+    """The master refused *step* as read-only (topology.discover): the roles changed and
+    the watch has not seen it yet. An autocommit statement did not run: it runs again,
+    once, on the new master (waiting for one at most topology.wait). In a transaction it
+    fails as the server said; the roles, once seen, end the transaction."""
+    watch = router.topology
+    assert watch is not None
+    watch.recheck()
+    backend = step.backend
+    if trx != NO_TRANSACTION or attempt or backend.role != Role.MASTER:
+        raise exc
+    refused_by = f"{backend.name} ({backend.info.host}:{backend.info.port})"
+    try:
+        await after_read_only(router, backend.name)
+    except NoBackendAvailable as none:
+        raise none from exc
+    router.stats.counts[Stat.READ_ONLY_RETRIES] += 1
+    retry_on = await router.route(step.sql)
+    logger.warning(
+        "%s: %s refused it as read-only (it is no longer the master); it runs again on %s",
+        cut_sql(step.sql),
+        refused_by,
+        retry_on.backend.info,
+    )
+    return retry_on
 
 
 async def transient(

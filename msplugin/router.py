@@ -16,7 +16,7 @@ import os
 import re
 import sys
 import warnings
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from pymysql import err
 
@@ -29,6 +29,7 @@ from msplugin.consistency import SESSION_STATE_CHANGED
 from msplugin.core import AUTOCOMMIT, ConnectionCore, Reply
 from msplugin.errors import NoBackendAvailable, RoutingError, StateDivergenceWarning
 from msplugin.filters import UserCallback, UserPicker, make_narrower
+from msplugin.follow import follow, wait_for_master
 from msplugin.gtid_reads import session_backend
 from msplugin.health import down as _down
 from msplugin.memo import Decided, Memo
@@ -39,6 +40,10 @@ from msplugin.routing import NO_TRANSACTION, Decision, Target
 from msplugin.state import NOTHING, Effects
 from msplugin.stats import Stats
 from msplugin.step import Step
+from msplugin.topology import View
+
+if TYPE_CHECKING:
+    from msplugin.topology_monitor import Watch
 
 __all__ = ["Router", "Step", "fixed_by"]
 
@@ -94,6 +99,32 @@ class Router:
         self._user_multi = user_multi
         self.recalled: Backend | None = None  # recall()'s pick, for statement.recalled()
         self.hit: Memo | None = None  # recall()'s memo of the statement in hand
+        # topology.discover: the process's watch of the group, and the roles last taken.
+        self.topology: Watch | None = None
+        self.view: View | None = None
+
+    def use_topology(self, watch: Watch) -> None:
+        """Follow *watch*'s roles (topology.discover): at every statement, on both paths."""
+        self.topology = watch
+        follow(self)
+        self.backends.awaiting = lambda: wait_for_master(self)
+        self.backends.master_failed = watch.recheck
+        self.recall = self.recall_following  # type: ignore[method-assign]
+
+    def recall_following(self, query: str, unbuffered: bool) -> Backend | None:
+        """recall(), after taking changed roles (only with topology.discover, so that the
+        short path of every other group pays nothing for it)."""
+        watch = self.topology
+        if watch is not None and watch.view is not self.view:
+            follow(self)
+        return Router.recall(self, query, unbuffered)
+
+    def roles_changed(self) -> None:
+        """The servers' roles changed (msplugin.follow): take the new lists and picker."""
+        self.master_names = self.core.master_names
+        self.slave_names = self.core.slave_names
+        self.picker = self.backends.picker
+        self._user = self.picker if isinstance(self.picker, UserPicker) else None
 
     def recall(self, query: str, unbuffered: bool) -> Backend | None:
         """The connected backend *query* runs on now if the core remembered it, with nothing
@@ -142,6 +173,8 @@ class Router:
         core = self.core
         if core.closed:
             raise err.InterfaceError(0, "connection is closed")
+        if self.topology is not None and self.topology.view is not self.view:
+            follow(self)
         memo = core.memo
         decided = core.decided(query, self.classifier)
         c, d, eff = decided.c, decided.d, decided.eff
@@ -250,9 +283,10 @@ class Router:
         backend = self.pinned
         assert backend is not None
         if backend.conn is None:
+            what = f"ended: {backend.gone}" if backend.gone else "was lost with its connection"
             raise err.OperationalError(
                 health.CR_SERVER_GONE_ERROR,
-                f"the transaction open on {backend.info} was lost with its connection; "
+                f"the transaction open on {backend.info} {what}; "
                 "roll back and start again; nothing was sent",
             )
         return backend
@@ -443,7 +477,7 @@ class Router:
         Not called for the common statement, which touches no state and needs none."""
         tracker = self.core.tracker
         assert tracker is not None
-        master = (self.backends.master_backend or self.backends.masters[0]).name
+        master = self.backends.master_name()
         plan = tracker.plan(
             query, eff, backend.name, read=c.read, fixed=fixed_by(c, target), master=master
         )
@@ -468,6 +502,9 @@ class Router:
         warnings.warn(text, StateDivergenceWarning, stacklevel=outside_level())
 
     async def backend_named(self, name: str) -> Backend:
+        """The backend called *name*, connected ("": the master, none known yet)."""
+        if not name or self.backends.by_name[name].role == Role.MASTER:
+            return await self.backends.master()
         backend = self.backends.by_name[name]
         if backend.role == Role.MASTER:
             return await self.backends.master()

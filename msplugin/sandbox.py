@@ -109,6 +109,8 @@ class Sandbox:
         self.binary: str = state["binary"]
         self.flavor: str = state["flavor"]
         self._root_password: str = state["root_password"]
+        # The replication account's (sandboxes made before switchover existed lack it).
+        self.repl_password: str | None = state.get("repl_password")
         self.nodes = [Node(**n) for n in state["nodes"]]
 
     def __repr__(self) -> str:
@@ -121,11 +123,12 @@ class Sandbox:
 
     @property
     def primary(self) -> Node:
-        return self.nodes[0]
+        """The node that takes writes (the first one, until a switchover or failover)."""
+        return next(n for n in self.nodes if n.role == "primary")
 
     @property
     def replicas(self) -> list[Node]:
-        return self.nodes[1:]
+        return [n for n in self.nodes if n.role != "primary"]
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -184,6 +187,8 @@ class Sandbox:
             "root_password": self._root_password,
             "nodes": [asdict(n) for n in self.nodes],
         }
+        if self.repl_password is not None:
+            state["repl_password"] = self.repl_password
         _write_private(self.dir / "sandbox.json", orjson.dumps(state, option=orjson.OPT_INDENT_2))
 
     def _start(self, *, fresh: bool) -> None:
@@ -305,8 +310,9 @@ class Sandbox:
         )
 
     def _replicate(self) -> None:
-        repl_password = secrets.token_urlsafe(18)
+        repl_password = self.repl_password = secrets.token_urlsafe(18)
         app_password = secrets.token_urlsafe(18)
+        self._write_state()
         mariadb = self.flavor == "mariadb"
         for node in self.nodes:
             self._lock_accounts(node)
@@ -322,23 +328,7 @@ class Sandbox:
             row = cur.fetchone()
             position = str(row[0]) if row else ""
         for node in self.replicas:
-            with self.admin(node) as c, c.cursor() as cur:
-                if mariadb:
-                    cur.execute(
-                        "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%s, "
-                        "MASTER_USER='repl', MASTER_PASSWORD=%s, MASTER_USE_GTID=slave_pos, "
-                        "MASTER_CONNECT_RETRY=1",
-                        (self.primary.port, repl_password),
-                    )
-                    cur.execute("START SLAVE")
-                else:
-                    cur.execute(
-                        "CHANGE REPLICATION SOURCE TO SOURCE_HOST='127.0.0.1', SOURCE_PORT=%s, "
-                        "SOURCE_USER='repl', SOURCE_PASSWORD=%s, SOURCE_AUTO_POSITION=1, "
-                        "GET_SOURCE_PUBLIC_KEY=1, SOURCE_CONNECT_RETRY=1",
-                        (self.primary.port, repl_password),
-                    )
-                    cur.execute("START REPLICA")
+            self.replicate_from(node, self.primary)
         self.wait_replicated(position)
         self._write_config(app_password)
 
@@ -366,26 +356,72 @@ class Sandbox:
 
     def wait_replicated(self, position: str | None = None, timeout: float = 20.0) -> None:
         """Wait until every replica has applied the primary's GTID *position* (default: now)."""
-        mariadb = self.flavor == "mariadb"
         if position is None:
             with self.admin(self.primary) as c, c.cursor() as cur:
-                cur.execute("SELECT @@gtid_binlog_pos" if mariadb else "SELECT @@gtid_executed")
-                row = cur.fetchone()
-                position = str(row[0]) if row else ""
+                position = self.position(cur)
+        for node in self.replicas:
+            if not _pid_alive(node.pid, node.datadir):
+                continue  # a dead old primary (after a failover) replicates from nobody
+            if not self.reached(node, position, timeout):
+                raise SandboxError(
+                    f"{node.name} did not replicate GTID position {position!r} "
+                    f"within {timeout:.0f} s: {self._replica_state(node)}"
+                )
+
+    def replicate_from(self, node: Node, source: Node, *, demoted: bool = False) -> None:
+        """Make *node* a read-only replica of *source*. A demoted primary's own writes are in
+        its binlog, not in its replication position: it starts from its binlog position."""
+        if self.repl_password is None:
+            raise SandboxError(
+                "this sandbox was made before switchover existed (no replication password "
+                "recorded): run 'sandbox down --purge' and 'sandbox up'"
+            )
+        mariadb = self.flavor == "mariadb"
+        with self.admin(node) as c, c.cursor() as cur:
+            cur.execute("SET GLOBAL read_only = 1")
+            cur.execute("STOP SLAVE" if mariadb else "STOP REPLICA")
+            if mariadb:
+                if demoted:
+                    cur.execute("SET GLOBAL gtid_slave_pos = @@gtid_binlog_pos")
+                cur.execute(
+                    "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%s, "
+                    "MASTER_USER='repl', MASTER_PASSWORD=%s, MASTER_USE_GTID=slave_pos, "
+                    "MASTER_CONNECT_RETRY=1",
+                    (source.port, self.repl_password),
+                )
+                cur.execute("START SLAVE")
+            else:
+                cur.execute(
+                    "CHANGE REPLICATION SOURCE TO SOURCE_HOST='127.0.0.1', SOURCE_PORT=%s, "
+                    "SOURCE_USER='repl', SOURCE_PASSWORD=%s, SOURCE_AUTO_POSITION=1, "
+                    "GET_SOURCE_PUBLIC_KEY=1, SOURCE_CONNECT_RETRY=1",
+                    (source.port, self.repl_password),
+                )
+                cur.execute("START REPLICA")
+
+    def running(self, node: Node) -> bool:
+        """True if *node*'s server process is alive."""
+        return _pid_alive(node.pid, node.datadir)
+
+    def position(self, cur: Any) -> str:
+        """The GTID position of the server *cur* is connected to (its binlog's)."""
+        cur.execute(
+            "SELECT @@gtid_binlog_pos" if self.flavor == "mariadb" else "SELECT @@gtid_executed"
+        )
+        row = cur.fetchone()
+        return str(row[0]) if row else ""
+
+    def reached(self, node: Node, position: str, timeout: float) -> bool:
+        """Wait until *node* has applied GTID *position*; False after *timeout* seconds."""
         wait = (
             "SELECT MASTER_GTID_WAIT(%s, %s)"
-            if mariadb
+            if self.flavor == "mariadb"
             else "SELECT WAIT_FOR_EXECUTED_GTID_SET(%s, %s)"
         )
-        for node in self.replicas:
-            with self.admin(node) as c, c.cursor() as cur:
-                cur.execute(wait, (position, timeout))
-                row = cur.fetchone()
-                if not row or row[0] != 0:
-                    raise SandboxError(
-                        f"{node.name} did not replicate GTID position {position!r} "
-                        f"within {timeout:.0f} s: {self._replica_state(node)}"
-                    )
+        with self.admin(node) as c, c.cursor() as cur:
+            cur.execute(wait, (position, timeout))
+            row = cur.fetchone()
+        return bool(row) and row[0] == 0
 
     def _replica_state(self, node: Node) -> str:
         with self.admin(node) as c, c.cursor(pymysql.cursors.DictCursor) as cur:

@@ -13,6 +13,7 @@ from pymysql.constants import SERVER_STATUS
 from msplugin import driver, health
 from msplugin._types import Role
 from msplugin.backends import detail
+from msplugin.follow import follow, read_only_refusal
 from msplugin.recovery import quarantine_note
 from msplugin.retry import lost_commit
 
@@ -39,6 +40,8 @@ async def end_transaction(router: Router, how: str) -> None:
     if core.closed:
         raise err.InterfaceError(0, "connection is closed")
     backends = router.backends
+    if router.topology is not None and router.topology.view is not router.view:
+        follow(router)  # a master demoted under the transaction: it ends here, clearly
     failure: err.OperationalError | None = None
     pinned = backends.by_name[core.pinned] if core.pinned is not None else None
     if pinned is not None and pinned.conn is None and core.optimistic is None:
@@ -73,16 +76,14 @@ async def end_transaction(router: Router, how: str) -> None:
 
 def _lost_before(pinned: Backend, how: str) -> err.OperationalError | None:
     """The transaction's backend lost its connection before commit() or rollback()."""
+    what = f"ended ({pinned.gone})" if pinned.gone else "was lost with its connection earlier"
     if how == "commit":
         return err.OperationalError(
             health.CR_SERVER_LOST,
-            f"commit: {pinned.info}: the transaction open there was lost with its "
-            "connection earlier and did not commit",
+            f"commit: {pinned.info}: the transaction open there {what} and did not commit",
         )
     logger.warning(
-        "rollback: the transaction open on %s was lost with its connection "
-        "earlier; the server rolled it back",
-        pinned.info,
+        "rollback: the transaction open on %s %s; the server rolled it back", pinned.info, what
     )
     return None
 
@@ -94,6 +95,14 @@ def _end_failed(
     connection, the error commit() raises (None for rollback(), which logs it)."""
     if not health.is_disconnect(exc):
         b.dirty = False
+        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
+        if router.topology is not None and read_only_refusal(code, exc.args[-1]):
+            router.topology.recheck()
+            raise err.OperationalError(
+                code,
+                f"{how}: {b.info} refused it as read-only: it is no longer the master; the "
+                "transaction did not commit (the server rolled it back); run it again",
+            ) from exc
         raise exc
     sent = not driver.not_sent(exc)
     why = quarantine_note(b)

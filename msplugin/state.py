@@ -543,6 +543,21 @@ class Tracker:
             or st.server_changed
         )
 
+    def unrecoverable(self, name: str) -> list[str]:
+        """What backend *name*'s session holds that a new session there will not get back
+        (settings are replayed under sync; nothing else is, in any mode)."""
+        st = self.states[name]
+        items = [f"user variable @{v}" for v in sorted(st.vars)]
+        items += [f"temporary table {t}" for t in sorted(st.temps)]
+        items += [f"prepared statement {p}" for p in sorted(st.prepared)]
+        if st.table_locks:
+            items.append("table locks")
+        if st.named_locks:
+            items.append(f"{st.named_locks} named lock(s)")
+        if self.mode != "sync":
+            items += [f"setting {k}" for k in sorted(st.settings)]
+        return items
+
     def lost(self, name: str) -> None:
         """Backend *name*'s session is gone (the server died): what it held is gone too.
 

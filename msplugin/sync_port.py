@@ -97,7 +97,7 @@ class SyncPort:
     async def max_allowed_packet(self, params: dict[str, Any]) -> int | None:
         return driver.max_allowed_packet(params)
 
-    async def wait_replicas(self, call: Callable[[], None]) -> None:
+    async def blocking(self, call: Callable[[], object]) -> None:
         call()
 
 

@@ -11,11 +11,19 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import hypothesis  # noqa: F401 (see below)
 import pytest
 
 import msplugin
 from msplugin import health
 from msplugin.sandbox import Sandbox
+
+# hypothesis is imported here, before any test starts threads: its pytest plugin imports it
+# lazily at the session's end otherwise, through pytest's assertion rewriting (ast.parse),
+# and CPython 3.11's AST constructor keeps its recursion depth per interpreter, not per
+# thread (cpython gh-106905): after the threaded topology tests that import failed once in
+# six runs of tests/integration/test_topology.py alone with "SystemError: AST constructor
+# recursion depth mismatch", all tests having passed.
 
 
 @pytest.fixture(scope="session")

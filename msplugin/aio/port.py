@@ -243,7 +243,7 @@ class AsyncPort:
     async def max_allowed_packet(self, params: dict[str, Any]) -> int | None:
         return await asyncio.to_thread(driver.max_allowed_packet, params)
 
-    async def wait_replicas(self, call: Callable[[], None]) -> None:
+    async def blocking(self, call: Callable[[], object]) -> None:
         await asyncio.to_thread(call)
 
 

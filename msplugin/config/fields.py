@@ -27,6 +27,7 @@ __all__ = [
     "SECTIONS",
     "SERVER_FIELDS",
     "SERVER_OPTION_FIELDS",
+    "TOPOLOGY_FIELDS",
     "TRANSIENT_FIELDS",
     "Field",
     "Kind",
@@ -232,6 +233,12 @@ OPTIMISTIC_FIELDS: Final = (
     ),
 )
 
+TOPOLOGY_FIELDS: Final = (
+    _flag("discover", False, "roles from the servers (read_only, replication), not the file"),
+    _seconds("interval", 1.0, "seconds between checks of every server's role"),
+    _seconds("wait", 5.0, "seconds a write waits for a writable master during a change"),
+)
+
 # The group keys whose value is an object checked by a table, and that table.
 SECTIONS: Final[Mapping[str, tuple[Field, ...]]] = {
     "failover": FAILOVER_FIELDS,
@@ -240,6 +247,7 @@ SECTIONS: Final[Mapping[str, tuple[Field, ...]]] = {
     "quarantine": QUARANTINE_FIELDS,
     "pooling": POOLING_FIELDS,
     "optimistic": OPTIMISTIC_FIELDS,
+    "topology": TOPOLOGY_FIELDS,
 }
 
 

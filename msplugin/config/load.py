@@ -44,6 +44,7 @@ from msplugin.config.model import (
     PoolingConfig,
     QuarantineConfig,
     ServerConfig,
+    TopologyConfig,
     TransientErrorConfig,
 )
 from msplugin.errors import ConfigError
@@ -248,6 +249,7 @@ _SECTION_CLASSES: Final[dict[str, Any]] = {
     "quarantine": QuarantineConfig,
     "pooling": PoolingConfig,
     "optimistic": OptimisticConfig,
+    "topology": TopologyConfig,
 }
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "PoolingConfig",
     "QuarantineConfig",
     "ServerConfig",
+    "TopologyConfig",
     "TransientErrorConfig",
 ]
 
@@ -143,6 +144,13 @@ class PoolingConfig:
     pre_ping: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class TopologyConfig:
+    discover: bool = False  # roles from the servers' read_only and replication, not the file
+    interval: float = 1.0  # seconds between checks of every server of the group
+    wait: float = 5.0  # seconds a write waits for a writable master (a switchover in progress)
+
+
 DEFAULT_FILTERS: Final[tuple[FilterConfig, ...]] = (FilterConfig(name="random", sticky=True),)
 
 
@@ -167,6 +175,7 @@ class GroupConfig:
     quarantine: QuarantineConfig = QuarantineConfig()
     pooling: PoolingConfig = PoolingConfig()
     optimistic: OptimisticConfig = OptimisticConfig()
+    topology: TopologyConfig = TopologyConfig()
     replica_status_interval: float = 1.0
     # Seconds a replica may go without both replication threads running before reads avoid
     # it; None: reads never avoid it for that.
