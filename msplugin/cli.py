@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import sqlparse
 
@@ -42,6 +43,41 @@ def _parser() -> argparse.ArgumentParser:
     fmt = argparse.ArgumentDefaultsHelpFormatter
     where = f"default: ${CONFIG_ENV}, else ./{DEFAULT_CONFIG_FILE}"
 
+    _sandbox_parser(sub, fmt)
+
+    demo = sub.add_parser(
+        "demo", help="the state-pitfall demo (starts a sandbox if no --config)", formatter_class=fmt
+    )
+    demo.add_argument("--config", help="a configuration file; default: a new sandbox's")
+    demo.add_argument("--group", help="default: the file's only group")
+
+    check = sub.add_parser(
+        "check-config",
+        help="validate a configuration file and show each group's effective settings",
+        formatter_class=fmt,
+    )
+    check.add_argument("file", nargs="?", help=f"the configuration file; {where}")
+
+    ex = sub.add_parser("explain", help="where a statement would be routed, and why")
+    ex.add_argument("--config", help=f"{where} if present, else the classifier alone")
+    ex.add_argument("--group", help="default: the file's only group")
+    ex.add_argument(
+        "--classifier", choices=CLASSIFIERS, help="without a config; default: 'default'"
+    )
+    ex.add_argument("sql", help="the statement")
+
+    topo = sub.add_parser(
+        "topology",
+        help="ask each server of a group its role (read_only, replication source) now",
+        formatter_class=fmt,
+    )
+    topo.add_argument("--config", help=where)
+    topo.add_argument("--group", help="default: the file's only group")
+    return p
+
+
+def _sandbox_parser(sub: Any, fmt: Any) -> None:
+    """The ``sandbox`` command and its actions."""
     sb = sub.add_parser("sandbox", help="a local replicated MariaDB/MySQL topology")
     sbs = sb.add_subparsers(dest="action", required=True)
     up = sbs.add_parser("up", help="start 1 primary and N replicas", formatter_class=fmt)
@@ -75,36 +111,6 @@ def _parser() -> argparse.ArgumentParser:
             "the first running one" if action == "switchover" else "the most advanced"
         ))  # fmt: skip
         change.add_argument("--dir", default=DEFAULT_DIR, help="the sandbox's directory")
-
-    demo = sub.add_parser(
-        "demo", help="the state-pitfall demo (starts a sandbox if no --config)", formatter_class=fmt
-    )
-    demo.add_argument("--config", help="a configuration file; default: a new sandbox's")
-    demo.add_argument("--group", help="default: the file's only group")
-
-    check = sub.add_parser(
-        "check-config",
-        help="validate a configuration file and show each group's effective settings",
-        formatter_class=fmt,
-    )
-    check.add_argument("file", nargs="?", help=f"the configuration file; {where}")
-
-    ex = sub.add_parser("explain", help="where a statement would be routed, and why")
-    ex.add_argument("--config", help=f"{where} if present, else the classifier alone")
-    ex.add_argument("--group", help="default: the file's only group")
-    ex.add_argument(
-        "--classifier", choices=CLASSIFIERS, help="without a config; default: 'default'"
-    )
-    ex.add_argument("sql", help="the statement")
-
-    topo = sub.add_parser(
-        "topology",
-        help="ask each server of a group its role (read_only, replication source) now",
-        formatter_class=fmt,
-    )
-    topo.add_argument("--config", help=where)
-    topo.add_argument("--group", help="default: the file's only group")
-    return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -526,7 +526,8 @@ class ConnectionCore(OptimisticState):
     def set_roles(self, masters: tuple[str, ...], slaves: tuple[str, ...]) -> None:
         """The group's servers have these roles now (topology.discover): decide anew."""
         self.master_names, self.slave_names = masters, slaves
-        self.roles = {n: Role.SLAVE for n in slaves} | {n: Role.MASTER for n in masters}
+        # Every server keeps an entry: one in neither list (a conflict) is no master.
+        self.roles = {n: Role.MASTER if n in masters else Role.SLAVE for n in self.roles}
         self.policy = self.policy._replace(has_slaves=bool(slaves))
         self.optimistic_on = self.group.trx_stickiness == "optimistic" and bool(slaves)
         self.forget_memos()

@@ -178,10 +178,7 @@ class Router:
         memo = core.memo
         decided = core.decided(query, self.classifier)
         c, d, eff = decided.c, decided.d, decided.eff
-        check = None
-        target = d.target
-        reason = d.reason
-        stat = d.stat
+        target, reason, stat, check = d.target, d.reason, d.stat, None
         plain = decided.memo_ok and not self.custom
         if self.custom:
             self.filter_context(query, target)
@@ -506,8 +503,6 @@ class Router:
         if not name or self.backends.by_name[name].role == Role.MASTER:
             return await self.backends.master()
         backend = self.backends.by_name[name]
-        if backend.role == Role.MASTER:
-            return await self.backends.master()
         if backend.conn is None:
             await self.backends.open(backend, lazy=True)
         return backend

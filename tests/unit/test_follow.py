@@ -191,3 +191,19 @@ def test_state_the_ended_session_held_is_reported_under_warn(
     with pytest.warns(msplugin.StateDivergenceWarning, match="tmp"):
         cur.execute("INSERT INTO tmp VALUES (1)")
     assert conn.last_used is not None and conn.last_used.name == "slave_0"
+
+
+def test_a_master_that_becomes_a_conflict_gets_nothing_and_its_session_ends(
+    connect: Connect, servers: FakeServers
+) -> None:
+    conn, watch = following(connect)
+    assert where(conn, "INSERT INTO t VALUES (1)") == ["master_0"]
+    old_session = servers["master_0"].connections[-1]
+    promote(servers, "slave_0")  # and master_0 is writable too: a split brain
+    watch.view = View(2, ("slave_0",), ("slave_1",), ("master_0",), "slave_0 is replicated from")
+    assert where(conn, "INSERT INTO t VALUES (2)", "SELECT 1", "SELECT 1") == [
+        "slave_0",
+        "slave_1",
+        "slave_1",
+    ]
+    assert not old_session.open
