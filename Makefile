@@ -15,16 +15,21 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# mariadbd (or mysqld) must exist; as root, install Debian's mariadb-server when it is missing.
+# mariadbd (or mysqld) must exist, and for the Galera tests Debian's galera-4 provider and
+# rsync (its state transfer); as root, install Debian's packages for what is missing.
 server-binary:
-	@if command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || [ -x /usr/sbin/mysqld ] \
-	    || [ -n "$$MSPLUGIN_MYSQLD" ]; then \
+	@missing=""; \
+	if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ] && [ ! -x /usr/sbin/mysqld ] \
+	    && [ -z "$$MSPLUGIN_MYSQLD" ]; then missing="mariadb-server"; fi; \
+	[ -f /usr/lib/galera/libgalera_smm.so ] || missing="$$missing galera-4"; \
+	command -v rsync >/dev/null 2>&1 || missing="$$missing rsync"; \
+	if [ -z "$$missing" ]; then \
 	  exit 0; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	  echo "No MariaDB server binary: installing Debian's mariadb-server"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server; \
+	  echo "Installing Debian's$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	else \
-	  echo "No MariaDB server binary (mariadbd) found. Install one, e.g. 'sudo apt-get install mariadb-server', or set MSPLUGIN_MYSQLD=/path/to/mariadbd." >&2; \
+	  echo "Missing:$$missing. Install them, e.g. 'sudo apt-get install$$missing' (or set MSPLUGIN_MYSQLD=/path/to/mariadbd for the server)." >&2; \
 	  exit 1; \
 	fi
 

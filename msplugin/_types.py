@@ -89,4 +89,5 @@ class Stat(enum.StrEnum):
     UNSENT_RETRIES = "unsent_retries"
     TRANSIENT_ERROR_RETRIES = "transient_error_retries"
     READ_ONLY_RETRIES = "read_only_retries"
+    CERTIFICATION_RETRIES = "certification_retries"
     ROLE_CHANGES = "role_changes"

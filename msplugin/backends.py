@@ -5,6 +5,7 @@ slaves and then to the master, set up for session tracking, and dropped when the
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -192,6 +193,7 @@ class Backends:
         # topology.discover: why no server takes writes now, for the error; and the flow
         # that waits for one (msplugin.follow) before the master is looked for.
         self.no_master = ""
+        self.writer_offset = random.randrange(1 << 16)  # galera.writers "all": see take_roles
         self.awaiting: Callable[[], Awaitable[object]] | None = None
         self.master_failed: Callable[[], None] | None = None
 
@@ -219,6 +221,11 @@ class Backends:
                 b.role = role
                 b.info = ServerInfo(role, b.name, b.info.host, b.info.port)
                 changed.append(b)
+        if len(masters) > 1 and self.group.cluster == "galera":
+            # writers: all: each facade connection starts with another node, so that the
+            # process's writes spread (each connection's stay on one node).
+            start = self.writer_offset % len(masters)
+            masters = masters[start:] + masters[:start]
         self.masters = [self.by_name[n] for n in masters]
         self.slaves = [self.by_name[n] for n in slaves]
         self.slave_names = slaves

@@ -26,6 +26,7 @@ from msplugin.config import (
 from msplugin.errors import ConfigError, ProgrammingError
 from msplugin.filters import load_callback
 from msplugin.sandbox import DEFAULT_DIR, Sandbox, SandboxError, format_status
+from msplugin.sandbox_galera import DEFAULT_GALERA_DIR, GaleraSandbox
 from msplugin.sync_port import SYNC_PORT
 from msplugin.topology_monitor import Watch
 
@@ -80,9 +81,18 @@ def _sandbox_parser(sub: Any, fmt: Any) -> None:
     """The ``sandbox`` command and its actions."""
     sb = sub.add_parser("sandbox", help="a local replicated MariaDB/MySQL topology")
     sbs = sb.add_subparsers(dest="action", required=True)
-    up = sbs.add_parser("up", help="start 1 primary and N replicas", formatter_class=fmt)
+    up = sbs.add_parser(
+        "up", help="start 1 primary and N replicas, or a Galera cluster", formatter_class=fmt
+    )
     up.add_argument("--replicas", type=int, default=2, help="how many replicas")
-    up.add_argument("--dir", default=DEFAULT_DIR, help="the sandbox's directory")
+    up.add_argument(
+        "--galera", action="store_true", help="a MariaDB Galera Cluster instead (galera-4)"
+    )
+    up.add_argument("--nodes", type=int, default=3, help="with --galera: how many nodes")
+    up.add_argument(
+        "--dir", help=f"the sandbox's directory (default: {DEFAULT_DIR}, with --galera "
+        f"{DEFAULT_GALERA_DIR})",
+    )  # fmt: skip
     down = sbs.add_parser("down", help="stop the servers this sandbox started", formatter_class=fmt)
     down.add_argument("--dir", default=DEFAULT_DIR, help="the sandbox's directory")
     down.add_argument("--purge", action="store_true", help="also delete the directory")
@@ -91,7 +101,7 @@ def _sandbox_parser(sub: Any, fmt: Any) -> None:
     )
     st.add_argument("--dir", default=DEFAULT_DIR, help="the sandbox's directory")
     kill = sbs.add_parser("kill", help="signal one server, to test failover", formatter_class=fmt)
-    kill.add_argument("node", help="primary, replica1, ...")
+    kill.add_argument("node", help="its name (primary, replica1, node1, ...), alias or port")
     kill.add_argument(
         "--signal",
         default="KILL",
@@ -100,8 +110,15 @@ def _sandbox_parser(sub: Any, fmt: Any) -> None:
     )
     kill.add_argument("--dir", default=DEFAULT_DIR, help="the sandbox's directory")
     start = sbs.add_parser("start", help="start one stopped server again", formatter_class=fmt)
-    start.add_argument("node", help="primary, replica1, ...")
+    start.add_argument("node", help="its name (primary, replica1, node1, ...), alias or port")
     start.add_argument("--dir", default=DEFAULT_DIR, help="the sandbox's directory")
+    for action, text in (
+        ("desync", "Galera: SET GLOBAL wsrep_desync = ON on one node"),
+        ("sync", "Galera: SET GLOBAL wsrep_desync = OFF on one node"),
+    ):
+        node = sbs.add_parser(action, help=text, formatter_class=fmt)
+        node.add_argument("node", help="its name (node1, ...), config alias or port")
+        node.add_argument("--dir", default=DEFAULT_GALERA_DIR, help="the sandbox's directory")
     for action, text in (
         ("switchover", "planned: make NODE the primary, losing nothing"),
         ("failover", "after the primary died: promote the replica that received the most"),
@@ -135,12 +152,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _sandbox(args: argparse.Namespace) -> int:
     if args.action == "up":
-        sandbox = Sandbox.up(args.dir, replicas=args.replicas)
+        sandbox: Sandbox = (
+            GaleraSandbox.up_galera(args.dir or DEFAULT_GALERA_DIR, nodes=args.nodes)
+            if args.galera
+            else Sandbox.up(args.dir or DEFAULT_DIR, replicas=args.replicas)
+        )
         print("\n".join(format_status(sandbox.status())))
         print(f"\nconfig: {sandbox.config_path} (group 'sandbox')")
         print(f"use it: export {CONFIG_ENV}={sandbox.config_path}")
         return 0
     sandbox = Sandbox.load(args.dir)
+    if args.action in ("desync", "sync"):
+        if not isinstance(sandbox, GaleraSandbox):
+            raise SandboxError(f"'sandbox {args.action}' needs a Galera sandbox (up --galera)")
+        sandbox.desync(args.node, on=args.action == "desync")
+        print(f"{args.node}: wsrep_desync {'ON' if args.action == 'desync' else 'OFF'}")
+        return 0
     if args.action == "status":
         print("\n".join(format_status(sandbox.status())))
         return 0
@@ -200,7 +227,7 @@ def _effective(group: GroupConfig) -> list[str]:
         level = f"{qos.qos_level}" + (f", age {qos.qos_age} s" if qos.qos_age is not None else "")
     elif group.global_transaction_id_injection is not None:
         level = "session (global_transaction_id_injection)"
-    fo, q, pool, topo = group.failover, group.quarantine, group.pooling, group.topology
+    fo, q, pool = group.failover, group.quarantine, group.pooling
     stopped = group.replica_stopped_limit
     lines = [
         f"group {group.name!r}: filters {' -> '.join(f.name for f in group.filters)}"
@@ -216,10 +243,7 @@ def _effective(group: GroupConfig) -> list[str]:
         + (f"after {stopped:g} s not replicating" if stopped is not None else "never (off)"),
         f"  pooling {'on' if pool.enabled else 'off'}: max_size {pool.max_size}, min_size "
         f"{pool.min_size}, queue_timeout {pool.queue_timeout:g} s, pre_ping {pool.pre_ping}",
-        f"  roles: discovered every {topo.interval:g} s, writes wait {topo.wait:g} s for a master"
-        " (the servers below form the pool; 'msplugin topology' shows the live roles)"
-        if topo.discover
-        else "  roles: as listed below (topology.discover off)",
+        _roles_line(group),
     ]
     for s in group.servers:
         place = s.socket or f"{s.host}:{s.port}"
@@ -251,6 +275,13 @@ def _describe(group: GroupConfig) -> list[str]:
             said = f"no answer ({seen.error})"
         else:
             said = "read-only" if seen.read_only else "writable"
+            if seen.wsrep is not None:
+                ws = seen.wsrep
+                said += (
+                    f", wsrep_local_state {ws.state}, "
+                    f"{'Primary' if ws.primary else 'non-Primary'}, ready {ws.ready}, "
+                    f"desync {ws.desync}, index {ws.index}"
+                )
             if seen.source is not None:
                 source = next((n for n, a in w.addresses.items() if a == seen.source), None)
                 said += f", replicates from {source or '{}:{}'.format(*seen.source)}"
@@ -275,6 +306,22 @@ def _group_name(config: Config, path: str, group: str | None) -> str:
             path, [f"several groups ({', '.join(config.groups)}): choose one with --group"]
         )
     return next(iter(config.groups))
+
+
+def _roles_line(group: GroupConfig) -> str:
+    topo, g = group.topology, group.galera
+    if group.cluster == "galera":
+        order = f", priority {', '.join(g.priority)}" if g.priority else ""
+        return (
+            f"  roles: a Galera cluster checked every {topo.interval:g} s; writers {g.writers}"
+            f"{order}, donor_reads {g.donor_reads} ('msplugin topology' shows the nodes)"
+        )
+    if topo.discover:
+        return (
+            f"  roles: discovered every {topo.interval:g} s, writes wait {topo.wait:g} s for a"
+            " master (the servers below form the pool; 'msplugin topology' shows them live)"
+        )
+    return "  roles: as listed below (topology.discover off)"
 
 
 def _explain(args: argparse.Namespace) -> int:

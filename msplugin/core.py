@@ -22,6 +22,7 @@ from msplugin._types import Level, Role, Stat, TrxKind
 from msplugin.classify import CACHE_MAX_LEN, Classification, classify
 from msplugin.config import GroupConfig, GtidInjectionConfig
 from msplugin.consistency import (
+    CAUSAL_READ,
     SESSION_STATE_CHANGED,
     TRACK_SCHEMA,
     TRACK_STATE_CHANGE,
@@ -436,7 +437,9 @@ class ConnectionCore(OptimisticState):
         assert gs.gtid is not None
         try:
             injection = self.injection
-            if injection is None:  # the native wait, not timed out: checked, not waited for
+            if self.group.cluster == "galera":  # the read waits on the node itself
+                gs.check_sql, gs.check_is_wait = CAUSAL_READ, False
+            elif injection is None:  # the native wait, not timed out: checked, not waited for
                 gs.check_sql, gs.check_is_wait = wait_sql(flavor, gs.gtid, 0), True
             else:
                 gs.check_sql, gs.check_is_wait = _injection_check(injection, gs.gtid, flavor)

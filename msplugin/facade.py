@@ -155,10 +155,12 @@ class FacadeBase:
         """Start what the group needs once the facade exists: the replica monitor (waiting
         for its first statuses when an age limit needs them), and with *connect_now*
         (lazy_connections false) every server."""
-        if self.group.topology.discover:
+        group = self.group
+        if group.topology.discover or group.cluster == "galera":
             await self._router.port.blocking(self._follow_topology)
         policy = self._core.policy
-        if policy.age is not None or self.group.replica_stopped_limit is not None:
+        replication = group.cluster != "galera"  # a Galera node has no replica status
+        if replication and (policy.age is not None or group.replica_stopped_limit is not None):
             wait = policy.age is not None
             await self._router.port.blocking(lambda: self._backends.watch_replicas(wait=wait))
         if connect_now:

@@ -19,7 +19,12 @@ from msplugin.backends import Backend, detail
 from msplugin.classify import cut_sql, first_keyword
 from msplugin.errors import NoBackendAvailable
 from msplugin.follow import after_read_only, read_only_refusal
-from msplugin.retry import after_disconnect, after_server_error, lost_transaction
+from msplugin.retry import (
+    after_certification_failure,
+    after_disconnect,
+    after_server_error,
+    lost_transaction,
+)
 from msplugin.routing import NO_TRANSACTION
 
 if TYPE_CHECKING:
@@ -58,6 +63,16 @@ async def recover(
     if not disconnect:
         if router.topology is not None and read_only_refusal(code, exc.args[-1]):
             return await read_only_master(router, step, exc, trx, attempt)
+        if after_certification_failure(code, router.group.cluster, trx, attempt):
+            router.stats.counts[Stat.CERTIFICATION_RETRIES] += 1
+            logger.warning(
+                "%s: %s aborted it (certification conflict, %s); it did not commit and "
+                "runs again once there",
+                cut_sql(query),
+                backend.info,
+                exc.args[-1],
+            )
+            return step
         if code in _SESSION_ENDED:
             # The server ended this session and answered: no quarantine.
             router.backends.discard(backend, siblings=False)

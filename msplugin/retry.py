@@ -128,3 +128,19 @@ def lost_commit(sent: bool) -> str:
 def after_server_error(code: int, codes: tuple[int, ...], trx_context: str) -> bool:
     """True if a statement the server refused with *code* may be sent again."""
     return code in codes and trx_context == NO_TRANSACTION
+
+
+ER_LOCK_DEADLOCK: Final = 1213  # also a Galera certification failure or brute-force abort
+
+
+def after_certification_failure(code: int, cluster: str, trx_context: str, attempt: int) -> bool:
+    """True if a statement a Galera node aborted (1213: it lost certification to another
+    node's transaction, or was aborted by one) may run again, once, on the same node: in
+    autocommit mode it was rolled back, so nothing of it committed. In a transaction the
+    whole transaction was rolled back: the application must run it again."""
+    return (
+        cluster == "galera"
+        and code == ER_LOCK_DEADLOCK
+        and trx_context == NO_TRANSACTION
+        and attempt == 0
+    )

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -53,6 +53,7 @@ class Node:
     server_id: int
     datadir: str
     pid: int | None = None
+    ports: dict[str, int] = field(default_factory=dict)  # a Galera node's cluster ports
 
     @property
     def socket(self) -> str:
@@ -85,11 +86,6 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _as_root() -> list[str]:
-    # mariadbd/mysqld refuse to run as root unless told to.
-    return ["--user=root"] if os.geteuid() == 0 else []
-
-
 def _pid_alive(pid: int | None, datadir: str) -> bool:
     """True if *pid* runs and is the server of *datadir* (guards against pid reuse)."""
     if not pid:
@@ -103,6 +99,8 @@ def _pid_alive(pid: int | None, datadir: str) -> bool:
 
 class Sandbox:
     """A topology recorded in DIR/sandbox.json."""
+
+    kind = "replication"
 
     def __init__(self, directory: str | os.PathLike[str], state: dict[str, Any]) -> None:
         self.dir = Path(directory)
@@ -136,20 +134,20 @@ class Sandbox:
     def load(cls, directory: str | os.PathLike[str]) -> Sandbox:
         path = Path(directory) / "sandbox.json"
         try:
-            return cls(directory, orjson.loads(path.read_bytes()))
+            state = orjson.loads(path.read_bytes())
         except FileNotFoundError:
             raise SandboxError(f"no sandbox in {directory} ({path} not found)") from None
+        if state.get("kind") == "galera":
+            from msplugin.sandbox_galera import GaleraSandbox
+
+            return GaleraSandbox(directory, state)
+        return cls(directory, state)
 
     @classmethod
     def up(cls, directory: str | os.PathLike[str] = DEFAULT_DIR, replicas: int = 2) -> Sandbox:
         """Start 1 primary and *replicas* replicas under *directory*; wait until they replicate."""
         base = Path(directory).resolve()
-        if (base / "sandbox.json").exists():
-            existing = cls.load(base)
-            if any(_pid_alive(n.pid, n.datadir) for n in existing.nodes):
-                raise SandboxError(
-                    f"a sandbox is already running in {base}; run 'sandbox down' first"
-                )
+        cls._refuse_running(base)
         if replicas < 0:
             raise SandboxError("--replicas must be >= 0")
         binary, flavor = find_server_binary()
@@ -180,8 +178,22 @@ class Sandbox:
             raise
         return sandbox
 
+    @staticmethod
+    def _refuse_running(base: Path) -> None:
+        if (base / "sandbox.json").exists():
+            existing = Sandbox.load(base)
+            if any(_pid_alive(n.pid, n.datadir) for n in existing.nodes):
+                raise SandboxError(
+                    f"a sandbox is already running in {base}; run 'sandbox down' first"
+                )
+
+    def _run_as(self) -> list[str]:
+        """mariadbd/mysqld refuse to run as root unless told to."""
+        return ["--user=root"] if os.geteuid() == 0 else []
+
     def _write_state(self) -> None:
         state = {
+            "kind": self.kind,
             "binary": self.binary,
             "flavor": self.flavor,
             "root_password": self._root_password,
@@ -229,7 +241,7 @@ class Sandbox:
                 "--auth-root-authentication-method=normal",
                 "--skip-test-db",
                 f"--tmpdir={node.tmpdir}",  # passed on to mariadbd --bootstrap
-                *_as_root(),
+                *self._run_as(),
             ]
         else:
             cmd = [
@@ -237,7 +249,7 @@ class Sandbox:
                 "--no-defaults",
                 "--initialize-insecure",
                 f"--datadir={datadir}",
-                *_as_root(),
+                *self._run_as(),
             ]
         with log:
             return subprocess.Popen(
@@ -260,7 +272,7 @@ class Sandbox:
             "--log-bin=binlog",
             "--skip-name-resolve",
             "--innodb-buffer-pool-size=32M",
-            *_as_root(),
+            *self._run_as(),
         ]
         if self.flavor == "mariadb":
             cmd += ["--log-slave-updates", "--gtid-strict-mode=1"]
@@ -505,13 +517,25 @@ class Sandbox:
     # ------------------------------------------------------------------ faults (for tests)
 
     def node(self, name: str) -> Node:
-        """The node called *name* (primary, replica1, ...)."""
+        """The node called *name* (primary, replica1, ...), or whose alias in the written
+        config is *name* (master_0, slave_1, ...), or that listens on port *name*."""
         for node in self.nodes:
-            if node.name == name:
+            if name in (node.name, str(node.port)):
                 return node
-        raise SandboxError(
-            f"no node {name!r} in this sandbox; nodes: {', '.join(n.name for n in self.nodes)}"
-        )
+        aliases = self.aliases()
+        if name in aliases:
+            return next(n for n in self.nodes if n.port == aliases[name])
+        known = ", ".join(f"{n.name} ({n.port})" for n in self.nodes)
+        raise SandboxError(f"no node {name!r} in this sandbox; nodes: {known}")
+
+    def aliases(self) -> dict[str, int]:
+        """The written config's server aliases, with their ports."""
+        try:
+            group = orjson.loads(self.config_path.read_bytes())[GROUP]
+        except (OSError, orjson.JSONDecodeError, KeyError):
+            return {}
+        servers = {**group.get("master", {}), **group.get("slave", {})}
+        return {alias: int(s["port"]) for alias, s in servers.items()}
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         """Send *sig* to node *name*'s server (SIGKILL: dies at once, as in a crash; SIGSTOP:

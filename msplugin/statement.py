@@ -12,18 +12,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from pymysql import err
 
 from msplugin import gtid_reads, recovery, replay
+from msplugin.consistency import CAUSAL_READ
 from msplugin.filters import record_latency
 from msplugin.step import Step
+
+# A Galera node timed out waiting for the cluster's writes (repl.causal_read_timeout).
+ER_LOCK_WAIT_TIMEOUT: Final = 1205
 
 if TYPE_CHECKING:
     from msplugin.backends import Backend
     from msplugin.memo import Memo
     from msplugin.port import FacadeCursor
+    from msplugin.router import Router
 
 __all__ = [
     "callproc",
@@ -177,7 +182,12 @@ async def execute_checked(
     check, backend, query = step.check, step.backend, step.sql
     assert check is not None
     step.check = None
-    if backend.multi_statements:
+    if check is CAUSAL_READ:
+        if await causal_read(router, cur, query, args):
+            gtid_reads.check_result(router, backend, True)
+            await session_read_ran(cursor, step, cur, memo)
+            return int(cur.rowcount)
+    elif backend.multi_statements:
         # The driver interpolates args into the whole text: a % of the check must be doubled.
         prefix = check if args is None else check.replace("%", "%%")
         if await gtid_reads.run_check(router, cur, f"{prefix};{query}", args):
@@ -197,6 +207,18 @@ async def execute_checked(
     result = await port.execute(mcur, query, args)
     await router.learned(master, mcur)
     return result
+
+
+async def causal_read(router: Router, cur: Any, query: str, args: Any) -> bool:
+    """A session read on a Galera node, made to wait there for the cluster's writes; False
+    when the node timed out waiting (the writer serves it then)."""
+    try:
+        await router.port.execute(cur, CAUSAL_READ + query, args)
+    except err.OperationalError as exc:
+        if exc.args[0] != ER_LOCK_WAIT_TIMEOUT:
+            raise
+        return False
+    return True
 
 
 async def session_read_ran(cursor: FacadeCursor, step: Step, cur: Any, memo: Memo | None) -> None:

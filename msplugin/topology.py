@@ -29,7 +29,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["Observation", "View", "changes", "decide"]
+__all__ = ["Observation", "View", "Wsrep", "changes", "decide"]
+
+
+@dataclass(frozen=True, slots=True)
+class Wsrep:
+    """A node's wsrep status and settings, as one check read them."""
+
+    state: int  # wsrep_local_state
+    primary: bool  # wsrep_cluster_status is Primary
+    ready: bool  # wsrep_ready
+    desync: bool  # wsrep_desync
+    rejecting: bool  # wsrep_reject_queries is not NONE
+    index: int  # wsrep_local_index
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +51,10 @@ class Observation:
     reachable: bool
     read_only: bool = True
     source: tuple[str, int] | None = None  # host and port it replicates from
-    replicating: bool = False  # both replication threads running
+    replicating: bool = False  # a replication thread runs, or tries to
     error: str = ""
+    wsrep: Wsrep | None = None  # a Galera node's state (cluster: galera)
+    wsrep_on: bool = False  # MariaDB's wsrep_on: the server is a Galera node
 
     @property
     def writable(self) -> bool:
@@ -62,6 +76,7 @@ class View:
     # The master answered at this check. One that did not has no claim to stay master when
     # it returns: it may have restarted, and another server been promoted meanwhile.
     answered: bool = True
+    out: tuple[tuple[str, str], ...] = ()  # Galera: the nodes that may not serve, and why
 
     @property
     def master(self) -> str | None:
@@ -75,6 +90,8 @@ class View:
         text = f"master {master}; slaves {', '.join(self.slaves) or 'none'}"
         if self.conflict:
             text += f"; also writable, not used: {', '.join(self.conflict)}"
+        if self.out:
+            text += "; out: " + ", ".join(f"{n} ({why})" for n, why in self.out)
         return text
 
 
@@ -180,10 +197,15 @@ def changes(old: View, new: View) -> list[str]:
         before = ", ".join(old.masters) or "none"
         after = ", ".join(new.masters) or "none"
         lines.append(f"master {before} -> {after}: {new.reason}")
-    demoted = sorted(set(new.slaves) - set(old.slaves))
+    was_out = dict(old.out)
+    demoted = sorted(set(new.slaves) - set(old.slaves) - set(was_out))
     if demoted:
         lines.append(f"now slaves: {', '.join(demoted)}")
     unused = sorted(set(new.conflict) - set(old.conflict))
     if unused:
         lines.append(f"neither reads nor writes for {', '.join(unused)}: {new.reason}")
+    lines += [f"{n} out: {why}" for n, why in new.out if n not in was_out]
+    back = sorted(set(was_out) - {n for n, _ in new.out})
+    if back:
+        lines.append(f"back in: {', '.join(back)}")
     return lines

@@ -21,10 +21,10 @@ from typing import Any, Final
 import pymysql
 import pymysql.cursors
 
-from msplugin import driver
+from msplugin import driver, galera
 from msplugin.config import GroupConfig
 from msplugin.monitor import monitor_params
-from msplugin.topology import Observation, View, changes, decide
+from msplugin.topology import Observation, View, Wsrep, changes, decide
 
 __all__ = ["Watch", "observe", "stop_all", "watch", "watches"]
 
@@ -56,6 +56,8 @@ class Watch:
         self.addresses = {s.name: _address(s.host, s.port) for s in group.servers}
         self.interval = group.topology.interval
         self.multi_master = group.multi_master
+        self.galera = group.cluster == "galera"  # or detected: every node has wsrep_on
+        self.galera_config = group.galera
         masters = tuple(s.name for s in group.masters)
         self.view = View(
             0, masters, tuple(s.name for s in group.slaves), (), "as configured", checked=False
@@ -115,8 +117,24 @@ class Watch:
     def check(self, *, log: bool = True) -> View:
         """One round: ask every server, decide the roles, publish and (*log*) log them."""
         seen = {s.name: self._observe(s) for s in self._servers}
+        answered = [o for o in seen.values() if o.reachable]
+        if not self.galera and answered and all(o.wsrep_on for o in answered):
+            self.galera = True
+            logger.warning("%s: every server has wsrep_on: a Galera cluster", self.label)
+            seen = {s.name: self._observe(s) for s in self._servers}
         old = self.view
-        new = decide(self.names, self.addresses, seen, old, multi_master=self.multi_master)
+        if self.galera:
+            g = self.galera_config
+            new = galera.decide(
+                self.names,
+                seen,
+                old,
+                writers_all=g.writers == "all",
+                priority=g.priority,
+                donor_reads=g.donor_reads,
+            )
+        else:
+            new = decide(self.names, self.addresses, seen, old, multi_master=self.multi_master)
         with self._cond:
             self.seen = seen
             self.checks += 1
@@ -164,7 +182,7 @@ class Watch:
         try:
             if server.conn is None or not server.conn.open:
                 server.conn = driver.connect(internal=True, autocommit=True, **server.params)
-            seen = observe(server.conn)
+            seen = observe(server.conn, galera=self.galera)
         except Exception as exc:  # a server that does not answer is an observation too
             _close(server)
             why = str(exc.args[-1]) if isinstance(exc, pymysql.err.Error) else repr(exc)
@@ -176,17 +194,20 @@ class Watch:
         return seen
 
 
-def observe(conn: driver.Connection) -> Observation:
-    """Ask one server whether it is read-only, and where it replicates from."""
+def observe(conn: driver.Connection, *, galera: bool = False) -> Observation:
+    """Ask one server whether it is read-only, and where it replicates from (a Galera
+    node: its wsrep state)."""
     mysql = "MariaDB" not in str(conn.get_server_info())  # type: ignore[no-untyped-call]
+    if galera and not mysql:
+        return _observe_galera(conn)
     with conn.cursor() as cur:
         cur.execute(
             "SELECT @@global.read_only, @@global.super_read_only"
             if mysql
-            else "SELECT @@global.read_only"
+            else "SELECT @@global.read_only, @@global.wsrep_on"
         )
-        flags = cur.fetchone() or ()
-    read_only = any(_on(v) for v in flags)
+        flags = cur.fetchone() or (0, 0)
+    read_only = _on(flags[0]) or (mysql and _on(flags[1]))
     with conn.cursor(pymysql.cursors.DictCursor) as cur:
         try:
             cur.execute("SHOW REPLICA STATUS" if mysql else "SHOW SLAVE STATUS")
@@ -205,6 +226,38 @@ def observe(conn: driver.Connection) -> Observation:
         source=_address(str(host), int(port or 3306)) if host else None,
         # Trying counts: an IO thread reconnecting to a dead master still replicates.
         replicating=io in ("Yes", "Connecting") or sql == "Yes",
+        wsrep_on=not mysql and _on(flags[1]),
+    )
+
+
+_GALERA_STATUS: Final = (
+    "SELECT VARIABLE_NAME, VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE "
+    "VARIABLE_NAME IN ('WSREP_LOCAL_STATE', 'WSREP_CLUSTER_STATUS', 'WSREP_READY', "
+    "'WSREP_LOCAL_INDEX')"
+)
+
+
+def _observe_galera(conn: driver.Connection) -> Observation:
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT @@global.read_only, @@global.wsrep_on, @@global.wsrep_desync, "
+            "@@global.wsrep_reject_queries"
+        )
+        read_only, wsrep_on, desync, reject = cur.fetchone() or (0, 0, 0, "NONE")
+        cur.execute(_GALERA_STATUS)
+        status = {str(k).upper(): str(v) for k, v in cur.fetchall()}
+    wsrep = None
+    if _on(wsrep_on):
+        wsrep = Wsrep(
+            state=int(status.get("WSREP_LOCAL_STATE") or 0),
+            primary=status.get("WSREP_CLUSTER_STATUS") == "Primary",
+            ready=_on(status.get("WSREP_READY", "OFF")),
+            desync=_on(desync),
+            rejecting=str(reject).upper() != "NONE",
+            index=int(status.get("WSREP_LOCAL_INDEX") or 0),
+        )
+    return Observation(
+        reachable=True, read_only=_on(read_only), wsrep=wsrep, wsrep_on=_on(wsrep_on)
     )
 
 

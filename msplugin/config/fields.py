@@ -19,6 +19,7 @@ from msplugin.options import PASSTHROUGH_KWARGS
 
 __all__ = [
     "FAILOVER_FIELDS",
+    "GALERA_FIELDS",
     "GROUP_FIELDS",
     "GTID_FIELDS",
     "OPTIMISTIC_FIELDS",
@@ -49,6 +50,7 @@ class Kind(enum.Enum):
     NONEMPTY = "non-empty string"
     CHARSET = "character set"  # one PyMySQL knows
     ERROR_CODES = "list of error codes"
+    ALIASES = "list of server aliases"
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +156,13 @@ GROUP_FIELDS: Final = (
         "warn",
         "sync",
     ),
+    _choice(
+        "cluster",
+        "replication",
+        "what the servers are: replication (a master, replicas) or a Galera cluster",
+        "replication",
+        "galera",
+    ),
     _seconds("replica_status_interval", 1.0, "how often the replica monitor refreshes"),
     Field(
         "replica_stopped_limit",
@@ -239,6 +248,12 @@ TOPOLOGY_FIELDS: Final = (
     _seconds("wait", 5.0, "seconds a write waits for a writable master during a change"),
 )
 
+GALERA_FIELDS: Final = (
+    _choice("writers", "one", "how many nodes take writes: one at a time, or all", "one", "all"),
+    Field("priority", Kind.ALIASES, (), "the writer, in this order of aliases if eligible"),
+    _flag("donor_reads", False, "a node serving a state transfer (Donor) still gets reads"),
+)
+
 # The group keys whose value is an object checked by a table, and that table.
 SECTIONS: Final[Mapping[str, tuple[Field, ...]]] = {
     "failover": FAILOVER_FIELDS,
@@ -248,6 +263,7 @@ SECTIONS: Final[Mapping[str, tuple[Field, ...]]] = {
     "pooling": POOLING_FIELDS,
     "optimistic": OPTIMISTIC_FIELDS,
     "topology": TOPOLOGY_FIELDS,
+    "galera": GALERA_FIELDS,
 }
 
 
@@ -274,10 +290,12 @@ def converter(chk: Checker, f: Field) -> Callable[[str, object], Any]:
         return lambda p, v: chk.nonempty(p, v, secret=f.secret)
     if kind is Kind.CHARSET:
         return chk.charset
+    if kind is Kind.ALIASES:
+        return lambda p, v: _aliases(chk, p, v)
     return lambda p, v: _error_codes(chk, p, v)
 
 
-_OFF: Final = ()  # SECONDS_OR_OFF's "off", told apart from a problem (None)
+_OFF: Final = object()  # SECONDS_OR_OFF's "off", told apart from a problem (None)
 
 
 def _seconds_or_off(chk: Checker, path: str, value: object) -> Any:
@@ -292,6 +310,13 @@ def _error_codes(chk: Checker, path: str, value: object) -> tuple[int, ...] | No
         return None
     codes = (chk.integer(f"{path}[{i}]", c, 1, 65535) for i, c in enumerate(value))
     return tuple(c for c in codes if c is not None)
+
+
+def _aliases(chk: Checker, path: str, value: object) -> tuple[str, ...] | None:
+    if not isinstance(value, list) or not all(isinstance(a, str) and a for a in value):
+        chk.problem(path, f"expected a list of server aliases, got {show(value)}")
+        return None
+    return tuple(value)
 
 
 def parse_section(

@@ -38,6 +38,7 @@ from msplugin.config.model import (
     UNSUPPORTED_GROUP_KEYS,
     Config,
     FailoverConfig,
+    GaleraConfig,
     GroupConfig,
     GtidInjectionConfig,
     OptimisticConfig,
@@ -250,6 +251,7 @@ _SECTION_CLASSES: Final[dict[str, Any]] = {
     "pooling": PoolingConfig,
     "optimistic": OptimisticConfig,
     "topology": TopologyConfig,
+    "galera": GaleraConfig,
 }
 
 
@@ -303,8 +305,26 @@ def _parse_group(chk: Checker, name: str, body: object) -> GroupConfig | None:
             section = _section(chk, f"{name}.{key}", key, obj[key])
             if section is not None:
                 values[key] = section
+    _check_galera(chk, name, values, aliases)
     group = GroupConfig(name=name, masters=masters, slaves=slaves, filters=filters, **values)
     return group if len(chk.problems) == before else None
+
+
+def _check_galera(
+    chk: Checker, name: str, values: Mapping[str, Any], aliases: tuple[str, ...]
+) -> None:
+    """The galera section's aliases exist, and it goes with "cluster": "galera"."""
+    galera = values.get("galera")
+    if galera is None:
+        return
+    if values.get("cluster") != "galera":
+        chk.problem(f"{name}.galera", 'only with "cluster": "galera"')
+    for i, alias in enumerate(galera.priority):
+        if alias not in aliases:
+            chk.problem(
+                f"{name}.galera.priority[{i}]",
+                f"no server {alias!r} in this group; servers: {', '.join(aliases)}",
+            )
 
 
 def _group_servers(

@@ -26,6 +26,7 @@ __all__ = [
     "Config",
     "FailoverConfig",
     "FilterConfig",
+    "GaleraConfig",
     "GroupConfig",
     "GtidInjectionConfig",
     "OptimisticConfig",
@@ -151,6 +152,13 @@ class TopologyConfig:
     wait: float = 5.0  # seconds a write waits for a writable master (a switchover in progress)
 
 
+@dataclass(frozen=True, slots=True)
+class GaleraConfig:
+    writers: Literal["one", "all"] = "one"  # one writer at a time, or every eligible node
+    priority: tuple[str, ...] = ()  # the writer: the first eligible of these aliases
+    donor_reads: bool = False  # a node serving a state transfer (Donor) still gets reads
+
+
 DEFAULT_FILTERS: Final[tuple[FilterConfig, ...]] = (FilterConfig(name="random", sticky=True),)
 
 
@@ -176,6 +184,8 @@ class GroupConfig:
     pooling: PoolingConfig = PoolingConfig()
     optimistic: OptimisticConfig = OptimisticConfig()
     topology: TopologyConfig = TopologyConfig()
+    cluster: Literal["replication", "galera"] = "replication"
+    galera: GaleraConfig = GaleraConfig()
     replica_status_interval: float = 1.0
     # Seconds a replica may go without both replication threads running before reads avoid
     # it; None: reads never avoid it for that.

@@ -94,6 +94,8 @@ def field_schema(f: Field) -> Schema:
         out = {"enum": list(f.choices)}
     elif kind is Kind.ERROR_CODES:
         out = {"type": "array", "items": _int_schema(1, 65535)}
+    elif kind is Kind.ALIASES:
+        out = {"type": "array", "items": {"type": "string", "minLength": 1}}
     else:
         out = _string_schema(f, nonempty=kind is not Kind.STRING)
     default = "" if f.default is None or f.default == () else f" (default {f.default!r})"

@@ -145,3 +145,24 @@ def cli_help(where: str) -> str:
             if isinstance(action, argparse._SubParsersAction):
                 parser = action.choices[words[1]]
     return parser.format_help()
+
+
+@pytest.mark.parametrize(
+    ("keys", "expected"),
+    [
+        ({}, "roles: as listed below (topology.discover off)"),
+        ({"topology": {"discover": True}}, "roles: discovered every 1 s, writes wait 5 s"),
+        (
+            {"cluster": "galera", "galera": {"priority": ["slave_0"]}},
+            "roles: a Galera cluster checked every 1 s; writers one, priority slave_0",
+        ),
+    ],
+)
+def test_check_config_says_where_roles_come_from(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], keys: dict[str, object], expected: str
+) -> None:
+    path = tmp_path / "c.json"
+    group = {"master": [{"host": "m"}], "slave": [{"host": "s"}], **keys}
+    path.write_text(json.dumps({"g": group}))
+    assert cli.main(["check-config", str(path)]) == 0
+    assert expected in capsys.readouterr().out

@@ -207,3 +207,73 @@ def test_a_master_that_becomes_a_conflict_gets_nothing_and_its_session_ends(
         "slave_1",
     ]
     assert not old_session.open
+
+
+# ------------------------------------------------------------------ Galera (cluster: galera)
+
+GALERA = View(1, ("master_0",), ("slave_0", "slave_1"), (), "master_0 takes the writes")
+
+
+def galera(connect: Connect, monkeypatch: pytest.MonkeyPatch, **keys: Any) -> msplugin.Connection:
+    watch = StandInWatch(GALERA)
+    monkeypatch.setattr("msplugin.topology_monitor.watch", lambda *args: watch)
+    return connect(cluster="galera", **keys)
+
+
+def test_galera_retries_an_autocommit_statement_that_lost_certification_once(
+    connect: Connect, servers: FakeServers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = galera(connect, monkeypatch)
+    cur = conn.cursor()
+    cur.execute("INSERT INTO t VALUES (1)")
+    deadlock = "Deadlock found when trying to get lock; try restarting transaction"
+    servers["master_0"].fail_next(1213, deadlock)
+    cur.execute("UPDATE t SET v = 1")  # aborted once, run again on the same node
+    assert servers["master_0"].log[-1] == "UPDATE t SET v = 1"
+    assert conn.stats()["certification_retries"] == 1
+    servers["master_0"].fail_next(1213, deadlock)
+    servers["master_0"].fail_next(1213, deadlock)
+    with pytest.raises(err.OperationalError) as info:  # once only: then the application's
+        cur.execute("UPDATE t SET v = 2")
+    assert info.value.args[0] == 1213 and conn.stats()["certification_retries"] == 2
+
+
+def test_galera_does_not_retry_a_conflict_in_a_transaction(
+    connect: Connect, servers: FakeServers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = galera(connect, monkeypatch, autocommit=False)
+    cur = conn.cursor()
+    cur.execute("INSERT INTO t VALUES (1)")
+    servers["master_0"].fail_next(1213, "Deadlock found when trying to get lock")
+    with pytest.raises(err.OperationalError) as info:
+        cur.execute("UPDATE t SET v = 1")
+    assert info.value.args[0] == 1213 and conn.stats()["certification_retries"] == 0
+
+
+def test_a_replication_group_does_not_retry_a_deadlock(
+    connect: Connect, servers: FakeServers
+) -> None:
+    conn = connect()
+    cur = conn.cursor()
+    cur.execute("INSERT INTO t VALUES (1)")
+    servers["master_0"].fail_next(1213, "Deadlock found when trying to get lock")
+    with pytest.raises(err.OperationalError):
+        cur.execute("UPDATE t SET v = 1")
+
+
+def test_a_galera_session_read_after_a_write_waits_on_the_node(
+    connect: Connect, servers: FakeServers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = galera(connect, monkeypatch, filters={"quality_of_service": {"session_consistency": 1}})
+    cur = conn.cursor()
+    cur.execute("SELECT 1")
+    assert servers["slave_0"].log[-1] == "SELECT 1"  # nothing written: a plain read
+    servers["master_0"].gtid_seq = 7
+    cur.execute("INSERT INTO t VALUES (1)")
+    cur.execute("SELECT 2")
+    assert conn.last_used is not None and conn.last_used.role == "slave"
+    node = servers[conn.last_used.name]
+    assert node.log[-1] == "SET STATEMENT wsrep_sync_wait = 1 FOR SELECT 2"
+    assert conn.stats()["gtid_checks"] == 1
+    cur.execute("SELECT 3")  # the node is known to have the write now: a plain read
+    assert node.log[-1] == "SELECT 3"
