@@ -251,3 +251,25 @@ def test_the_topology_command_shows_each_node_state(
     assert "galera_1" in out and "wsrep_local_state 4, Primary, ready True" in out
     assert "desync True" in out
     assert "group 'sandbox': master galera_1; slaves galera_2; out: galera_3 (desynced" in out
+
+
+def test_discovery_finds_a_galera_cluster_by_itself(
+    gsb: GaleraSandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = json.loads(gsb.config_path.read_text())
+    del data["sandbox"]["cluster"]  # a replication group, as far as the file says
+    data["sandbox"]["topology"] = {"discover": True}
+    path = Path(gsb.dir) / "discovered.json"
+    path.write_text(json.dumps(data))
+    caplog.set_level("WARNING", "msplugin.topology")
+    gsb.desync("node3")
+    try:
+        conn = msplugin.connect("sandbox", config=str(path))
+        assert conn.explain("INSERT INTO g VALUES (0, '')").server == "galera_1"
+        assert conn.explain("SELECT 1").server in ("galera_2", None)
+        cur = conn.cursor()
+        assert {node_of(cur) for _ in range(4)} == {"node2"}  # node3 is out: desynced
+    finally:
+        gsb.desync("node3", on=False)
+    assert any("every server has wsrep_on" in r.getMessage() for r in caplog.records)
+    conn.close()
