@@ -221,7 +221,7 @@ class Backends:
                 b.role = role
                 b.info = ServerInfo(role, b.name, b.info.host, b.info.port)
                 changed.append(b)
-        if len(masters) > 1 and self.group.cluster == "galera":
+        if len(masters) > 1 and self.core.cluster == "galera":
             # writers: all: each facade connection starts with another node, so that the
             # process's writes spread (each connection's stay on one node).
             start = self.writer_offset % len(masters)

@@ -85,6 +85,8 @@ class ConnectionCore(OptimisticState):
         self, group: GroupConfig, *, autocommit: bool, memo_able: bool, stats: Stats
     ) -> None:
         self.group = group
+        # "replication" or "galera": the group's cluster key, or what discovery found.
+        self.cluster: str = group.cluster
         self.master_names = tuple(s.name for s in group.masters)
         self.slave_names = tuple(s.name for s in group.slaves)
         self.roles = {s.name: s.role for s in (*group.masters, *group.slaves)}
@@ -437,7 +439,7 @@ class ConnectionCore(OptimisticState):
         assert gs.gtid is not None
         try:
             injection = self.injection
-            if self.group.cluster == "galera":  # the read waits on the node itself
+            if self.cluster == "galera":  # the read waits on the node itself
                 gs.check_sql, gs.check_is_wait = CAUSAL_READ, False
             elif injection is None:  # the native wait, not timed out: checked, not waited for
                 gs.check_sql, gs.check_is_wait = wait_sql(flavor, gs.gtid, 0), True

@@ -159,7 +159,7 @@ class FacadeBase:
         if group.topology.discover or group.cluster == "galera":
             await self._router.port.blocking(self._follow_topology)
         policy = self._core.policy
-        replication = group.cluster != "galera"  # a Galera node has no replica status
+        replication = self._core.cluster != "galera"  # a Galera node has no replica status
         if replication and (policy.age is not None or group.replica_stopped_limit is not None):
             wait = policy.age is not None
             await self._router.port.blocking(lambda: self._backends.watch_replicas(wait=wait))

@@ -50,6 +50,8 @@ def follow(router: Router) -> None:
     assert watch is not None
     view = watch.view
     if view is not router.view:
+        if watch.galera:  # configured, or found by discovery: Galera's rules apply
+            router.core.cluster = "galera"
         take(router, view)
 
 

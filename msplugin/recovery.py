@@ -63,7 +63,7 @@ async def recover(
     if not disconnect:
         if router.topology is not None and read_only_refusal(code, exc.args[-1]):
             return await read_only_master(router, step, exc, trx, attempt)
-        if after_certification_failure(code, router.group.cluster, trx, attempt):
+        if after_certification_failure(code, router.core.cluster, trx, attempt):
             router.stats.counts[Stat.CERTIFICATION_RETRIES] += 1
             logger.warning(
                 "%s: %s aborted it (certification conflict, %s); it did not commit and "

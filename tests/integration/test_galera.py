@@ -269,6 +269,9 @@ def test_discovery_finds_a_galera_cluster_by_itself(
         assert conn.explain("SELECT 1").server in ("galera_2", None)
         cur = conn.cursor()
         assert {node_of(cur) for _ in range(4)} == {"node2"}  # node3 is out: desynced
+        conn.set_qos("session")  # and Galera's read-your-writes applies
+        cur.execute("INSERT INTO g VALUES (-1, '') ON DUPLICATE KEY UPDATE node = ''")
+        assert node_of(cur) == "node2" and conn.stats()["gtid_checks"] == 1
     finally:
         gsb.desync("node3", on=False)
     assert any("every server has wsrep_on" in r.getMessage() for r in caplog.records)

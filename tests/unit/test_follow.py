@@ -25,6 +25,8 @@ NONE = View(2, (), ("master_0", "slave_0", "slave_1"), (), "no server is writabl
 class StandInWatch:
     """What a Router uses of msplugin.topology_monitor.Watch."""
 
+    galera = False  # found a Galera cluster
+
     def __init__(self, view: View) -> None:
         self.view = view
         self.rechecks = 0
