@@ -257,8 +257,19 @@ class Sandbox:
             )
 
     def _launch(self, node: Node) -> subprocess.Popen[bytes]:
+        cmd = self._server_args(node)
+        if self.flavor == "mariadb":
+            cmd += ["--log-slave-updates", "--gtid-strict-mode=1"]
+        else:
+            cmd += ["--gtid-mode=ON", "--enforce-gtid-consistency=ON", "--mysqlx=OFF"]
+        if node.role == "replica":
+            cmd.append("--read-only=1")
+        return self._spawn(node, cmd)
+
+    def _server_args(self, node: Node) -> list[str]:
+        """What every server of a sandbox is started with: its own files, loopback only."""
         d = Path(node.datadir)
-        cmd = [
+        return [
             self.binary,
             "--no-defaults",
             f"--datadir={d}",
@@ -274,13 +285,9 @@ class Sandbox:
             "--innodb-buffer-pool-size=32M",
             *self._run_as(),
         ]
-        if self.flavor == "mariadb":
-            cmd += ["--log-slave-updates", "--gtid-strict-mode=1"]
-        else:
-            cmd += ["--gtid-mode=ON", "--enforce-gtid-consistency=ON", "--mysqlx=OFF"]
-        if node.role == "replica":
-            cmd.append("--read-only=1")
-        out = (d.parent / f"{node.name}.stdout.log").open("ab")
+
+    def _spawn(self, node: Node, cmd: list[str]) -> subprocess.Popen[bytes]:
+        out = (Path(node.datadir).parent / f"{node.name}.stdout.log").open("ab")
         with out:
             return subprocess.Popen(
                 cmd,
@@ -453,13 +460,7 @@ class Sandbox:
 
     def _write_config(self, app_password: str) -> None:
         def server(node: Node) -> dict[str, Any]:
-            return {
-                "host": "127.0.0.1",
-                "port": node.port,
-                "user": APP_USER,
-                "password": app_password,
-                "db": DATABASE,
-            }
+            return server_entry(node, app_password)
 
         config = {
             GROUP: {
@@ -482,11 +483,11 @@ class Sandbox:
                 "pid": node.pid,
                 "running": _pid_alive(node.pid, node.datadir),
             }
-            if row["running"] and node.role == "replica":
+            if row["running"] and node.role != "primary":
                 try:
                     row["replication"] = self._replica_state(node)
-                except pymysql.err.Error as exc:
-                    row["replication"] = f"unknown ({exc.args[-1]})"
+                except (pymysql.err.Error, KeyError) as exc:
+                    row["replication"] = f"unknown ({exc})"
             rows.append(row)
         return rows
 
@@ -591,6 +592,17 @@ class Sandbox:
 
     def __exit__(self, *exc: object) -> None:
         self.down()
+
+
+def server_entry(node: Node, app_password: str) -> dict[str, Any]:
+    """*node* as a server of the written config: the application user, on loopback."""
+    return {
+        "host": "127.0.0.1",
+        "port": node.port,
+        "user": APP_USER,
+        "password": app_password,
+        "db": DATABASE,
+    }
 
 
 def _exited(pid: int) -> bool:

@@ -37,6 +37,7 @@ from msplugin.sandbox import (
     _pid_alive,
     _write_private,
     find_server_binary,
+    server_entry,
 )
 
 __all__ = ["GALERA_PROVIDER", "GaleraSandbox", "wsrep_state"]
@@ -168,26 +169,13 @@ class GaleraSandbox(Sandbox):
         return ["--user=mysql"] if os.geteuid() == 0 else []
 
     def _launch(self, node: Node, *, bootstrap: bool = False) -> subprocess.Popen[bytes]:
-        d = Path(node.datadir)
         p = node.ports
         peers = ",".join(f"127.0.0.1:{n.ports['gcomm']}" for n in self.nodes)
         cmd = [
-            self.binary,
-            "--no-defaults",
-            f"--datadir={d}",
-            f"--port={node.port}",
-            "--bind-address=127.0.0.1",
-            f"--socket={node.socket}",
-            f"--tmpdir={node.tmpdir}",
-            f"--pid-file={d / 'mysqld.pid'}",
-            f"--log-error={d / 'error.log'}",
-            f"--server-id={node.server_id}",
-            "--log-bin=binlog",
+            *self._server_args(node),
             "--log-slave-updates",
             "--binlog-format=ROW",
             "--innodb-autoinc-lock-mode=2",
-            "--innodb-buffer-pool-size=32M",
-            "--skip-name-resolve",
             "--wsrep-on=ON",
             f"--wsrep-provider={GALERA_PROVIDER}",
             f"--wsrep-cluster-name={CLUSTER_NAME}",
@@ -201,32 +189,17 @@ class GaleraSandbox(Sandbox):
             "--wsrep-gtid-domain-id=1",
             f"--gtid-domain-id={10 + node.server_id}",  # local, non-replicated writes
             "--wsrep-cluster-address=gcomm://" + ("" if bootstrap else peers),
-            *self._run_as(),
         ]
         if bootstrap:
             cmd.append("--wsrep-new-cluster")
-        out = (d.parent / f"{node.name}.stdout.log").open("ab")
-        with out:
-            return subprocess.Popen(
-                cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )  # fmt: skip
+        return self._spawn(node, cmd)
 
     def _write_config(self, app_password: str) -> None:
-        def server(node: Node) -> dict[str, Any]:
-            return {
-                "host": "127.0.0.1",
-                "port": node.port,
-                "user": APP_USER,
-                "password": app_password,
-                "db": DATABASE,
-            }
-
         first, others = self.nodes[0], self.nodes[1:]
         config = {
             GROUP: {
-                "master": {"galera_1": server(first)},
-                "slave": {f"galera_{n.server_id}": server(n) for n in others},
+                "master": {"galera_1": server_entry(first, app_password)},
+                "slave": {f"galera_{n.server_id}": server_entry(n, app_password) for n in others},
                 "cluster": "galera",
             }
         }
@@ -248,28 +221,14 @@ class GaleraSandbox(Sandbox):
                 raise SandboxError(f"{node.name} is not Synced after {timeout:.0f} s: {state}")
             time.sleep(0.1)
 
-    def status(self) -> list[dict[str, Any]]:
-        rows = []
-        for node in self.nodes:
-            row: dict[str, Any] = {
-                "name": node.name,
-                "role": node.role,
-                "port": node.port,
-                "pid": node.pid,
-                "running": _pid_alive(node.pid, node.datadir),
-            }
-            if row["running"]:
-                try:
-                    st = wsrep_state(self.admin(node))
-                    row["replication"] = (
-                        f"{st['wsrep_local_state_comment']}, {st['wsrep_cluster_status']}, "
-                        f"ready {st['wsrep_ready']}, desync {st['wsrep_desync']}, index "
-                        f"{st['wsrep_local_index']}, cluster size {st['wsrep_cluster_size']}"
-                    )
-                except (pymysql.err.Error, KeyError) as exc:
-                    row["replication"] = f"unknown ({exc})"
-            rows.append(row)
-        return rows
+    def _replica_state(self, node: Node) -> str:
+        """What ``sandbox status`` shows of a node: its wsrep state."""
+        st = wsrep_state(self.admin(node))
+        return (
+            f"{st['wsrep_local_state_comment']}, {st['wsrep_cluster_status']}, ready "
+            f"{st['wsrep_ready']}, desync {st['wsrep_desync']}, index "
+            f"{st['wsrep_local_index']}, cluster size {st['wsrep_cluster_size']}"
+        )
 
     def desync(self, name: str, on: bool = True) -> None:
         """``SET GLOBAL wsrep_desync`` on node *name* (ON: it may fall behind, and routers

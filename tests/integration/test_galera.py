@@ -56,9 +56,14 @@ def _every_node_up(gsb: GaleraSandbox) -> Iterator[None]:
     health.reset()
 
 
+# The writer is the lowest wsrep_local_index by default, which follows the nodes' random
+# UUIDs: the tests name the order, so that galera_1 (node1) writes first.
+PRIORITY = {"priority": ["galera_1", "galera_2", "galera_3"]}
+
+
 def config(sb: GaleraSandbox, **keys: Any) -> str:
     data = json.loads(sb.config_path.read_text())
-    data["sandbox"].update({"topology": {"interval": 0.5}, **keys})
+    data["sandbox"].update({"topology": {"interval": 0.5}, "galera": PRIORITY, **keys})
     path = Path(sb.dir) / f"c{len(list(Path(sb.dir).glob('c*.json')))}.json"
     path.write_text(json.dumps(data))
     return str(path)
@@ -77,7 +82,7 @@ def test_reads_spread_over_the_other_nodes_and_a_desynced_one_leaves_and_returns
     cur.execute("INSERT INTO g VALUES (1, @@wsrep_node_name)")
     writer = str(conn.last_used.name if conn.last_used else "")
     reads = {node_of(cur) for _ in range(6)}
-    assert reads == {"node2", "node3"}  # node1 writes (the lowest wsrep_local_index)
+    assert reads == {"node2", "node3"}  # node1 writes (first in galera.priority)
     assert writer == "galera_1" and conn.explain("UPDATE g SET node = ''").server == writer
     gsb.desync("node2")
     began = time.monotonic()
@@ -150,7 +155,7 @@ def test_a_dead_writer_is_replaced_and_no_acknowledged_insert_is_lost(
 def test_conflicts_between_two_writers_are_retryable_and_nothing_is_lost(
     gsb: GaleraSandbox, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = config(gsb, galera={"writers": "all"})
+    path = config(gsb, galera={"writers": "all", **PRIORITY})
     conns: list[msplugin.Connection] = []
     writers: set[str] = set()
     while len(writers) < 2:  # each connection starts on a random writer
@@ -249,8 +254,8 @@ def test_the_topology_command_shows_each_node_state(
         gsb.desync(str(gsb.nodes[2].port), on=False)  # by its port
     out = capsys.readouterr().out
     assert "galera_1" in out and "wsrep_local_state 4, Primary, ready True" in out
-    assert "desync True" in out
-    assert "group 'sandbox': master galera_1; slaves galera_2; out: galera_3 (desynced" in out
+    assert "desync True" in out and "out: galera_3 (desynced (wsrep_desync))" in out
+    assert "lowest wsrep_local_index" in out  # the sandbox's config names no priority
 
 
 def test_discovery_finds_a_galera_cluster_by_itself(
@@ -262,17 +267,22 @@ def test_discovery_finds_a_galera_cluster_by_itself(
     path = Path(gsb.dir) / "discovered.json"
     path.write_text(json.dumps(data))
     caplog.set_level("WARNING", "msplugin.topology")
-    gsb.desync("node3")
+    conn = msplugin.connect("sandbox", config=str(path))
+    writer = conn.explain("INSERT INTO g VALUES (0, '')").server  # the lowest index's
+    assert writer is not None
+    others = [n for n in gsb.nodes if gsb.aliases()[writer] != n.port]
+    gsb.desync(others[0].name)
     try:
+        time.sleep(0.6)  # a check at the default interval (1 s) may be due
+        topology_monitor.stop_all()  # a fresh watch: its first check sees the desync
         conn = msplugin.connect("sandbox", config=str(path))
-        assert conn.explain("INSERT INTO g VALUES (0, '')").server == "galera_1"
-        assert conn.explain("SELECT 1").server in ("galera_2", None)
         cur = conn.cursor()
-        assert {node_of(cur) for _ in range(4)} == {"node2"}  # node3 is out: desynced
+        assert {node_of(cur) for _ in range(4)} == {others[1].name}  # the desynced is out
         conn.set_qos("session")  # and Galera's read-your-writes applies
         cur.execute("INSERT INTO g VALUES (-1, '') ON DUPLICATE KEY UPDATE node = ''")
-        assert node_of(cur) == "node2" and conn.stats()["gtid_checks"] == 1
+        assert conn.last_used is not None and conn.last_used.name == writer
+        assert node_of(cur) == others[1].name and conn.stats()["gtid_checks"] == 1
     finally:
-        gsb.desync("node3", on=False)
+        gsb.desync(others[0].name, on=False)
     assert any("every server has wsrep_on" in r.getMessage() for r in caplog.records)
     conn.close()
