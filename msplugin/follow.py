@@ -15,7 +15,7 @@ run), which runs again once on the new master.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 from msplugin._types import Role, Stat
 from msplugin.errors import NoBackendAvailable
@@ -24,24 +24,9 @@ from msplugin.topology import View
 if TYPE_CHECKING:
     from msplugin.router import Router
 
-__all__ = [
-    "ER_OPTION_PREVENTS_STATEMENT",
-    "after_read_only",
-    "follow",
-    "read_only_refusal",
-    "take",
-    "wait_for_master",
-]
+__all__ = ["after_read_only", "follow", "take", "wait_for_master"]
 
 logger = logging.getLogger("msplugin.topology")
-
-ER_OPTION_PREVENTS_STATEMENT: Final = 1290  # "running with the --read-only option"
-
-
-def read_only_refusal(code: int, message: object) -> bool:
-    """The server refused a statement because it is read-only (not another 1290, such as
-    --secure-file-priv)."""
-    return code == ER_OPTION_PREVENTS_STATEMENT and "read-only" in str(message).lower()
 
 
 def follow(router: Router) -> None:

@@ -22,11 +22,17 @@ from collections.abc import Mapping
 
 from msplugin.topology import Observation, View, Wsrep
 
-__all__ = ["SYNCED", "Wsrep", "decide", "why_not"]
+__all__ = ["SYNCED", "Wsrep", "decide", "detected", "why_not"]
 
 SYNCED = 4
 DONOR = 2
 _STATES = {1: "Joining", 2: "Donor/Desynced", 3: "Joined", 4: "Synced"}
+
+
+def detected(seen: Mapping[str, Observation]) -> bool:
+    """Discovery found a Galera cluster: every server that answered has wsrep_on."""
+    answered = [o for o in seen.values() if o.reachable]
+    return bool(answered) and all(o.wsrep_on for o in answered)
 
 
 def why_not(seen: Observation, *, write: bool, donor_reads: bool) -> str:

@@ -14,16 +14,18 @@ from typing import TYPE_CHECKING, Any, Final
 from pymysql import err
 
 from msplugin import driver, health
-from msplugin._types import Role, Stat
+from msplugin._types import Stat
 from msplugin.backends import Backend, detail
 from msplugin.classify import cut_sql, first_keyword
 from msplugin.errors import NoBackendAvailable
-from msplugin.follow import after_read_only, read_only_refusal
+from msplugin.follow import after_read_only
 from msplugin.retry import (
     after_certification_failure,
     after_disconnect,
     after_server_error,
     lost_transaction,
+    read_only_refusal,
+    read_only_retry,
 )
 from msplugin.routing import NO_TRANSACTION
 
@@ -132,7 +134,7 @@ async def read_only_master(
     assert watch is not None
     watch.recheck()
     backend = step.backend
-    if trx != NO_TRANSACTION or attempt or backend.role != Role.MASTER:
+    if not read_only_retry(backend.role, trx, attempt):
         raise exc
     refused_by = f"{backend.name} ({backend.info.host}:{backend.info.port})"
     try:

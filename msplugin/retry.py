@@ -131,6 +131,20 @@ def after_server_error(code: int, codes: tuple[int, ...], trx_context: str) -> b
 
 
 ER_LOCK_DEADLOCK: Final = 1213  # also a Galera certification failure or brute-force abort
+ER_OPTION_PREVENTS_STATEMENT: Final = 1290  # "running with the --read-only option"
+
+
+def read_only_refusal(code: int, message: object) -> bool:
+    """The server refused a statement because it is read-only (not another 1290, such as
+    --secure-file-priv)."""
+    return code == ER_OPTION_PREVENTS_STATEMENT and "read-only" in str(message).lower()
+
+
+def read_only_retry(role: str, trx_context: str, attempt: int) -> bool:
+    """True if a statement the master refused as read-only (topology.discover: it was
+    demoted and the monitor has not seen it yet) may run again, once, on the new master:
+    outside a transaction it did not run. In a transaction it fails as the server said."""
+    return role == Role.MASTER and trx_context == NO_TRANSACTION and attempt == 0
 
 
 def after_certification_failure(code: int, cluster: str, trx_context: str, attempt: int) -> bool:

@@ -13,9 +13,9 @@ from pymysql.constants import SERVER_STATUS
 from msplugin import driver, health
 from msplugin._types import Role
 from msplugin.backends import detail
-from msplugin.follow import follow, read_only_refusal
+from msplugin.follow import follow
 from msplugin.recovery import quarantine_note
-from msplugin.retry import lost_commit
+from msplugin.retry import lost_commit, read_only_refusal
 
 if TYPE_CHECKING:
     from msplugin.backends import Backend

@@ -117,8 +117,7 @@ class Watch:
     def check(self, *, log: bool = True) -> View:
         """One round: ask every server, decide the roles, publish and (*log*) log them."""
         seen = {s.name: self._observe(s) for s in self._servers}
-        answered = [o for o in seen.values() if o.reachable]
-        if not self.galera and answered and all(o.wsrep_on for o in answered):
+        if not self.galera and galera.detected(seen):
             self.galera = True
             logger.warning("%s: every server has wsrep_on: a Galera cluster", self.label)
             seen = {s.name: self._observe(s) for s in self._servers}

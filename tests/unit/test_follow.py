@@ -269,7 +269,8 @@ def test_a_galera_session_read_after_a_write_waits_on_the_node(
     conn = galera(connect, monkeypatch, filters={"quality_of_service": {"session_consistency": 1}})
     cur = conn.cursor()
     cur.execute("SELECT 1")
-    assert servers["slave_0"].log[-1] == "SELECT 1"  # nothing written: a plain read
+    assert conn.last_used is not None
+    assert servers[conn.last_used.name].log[-1] == "SELECT 1"  # nothing written: plain
     servers["master_0"].gtid_seq = 7
     cur.execute("INSERT INTO t VALUES (1)")
     cur.execute("SELECT 2")

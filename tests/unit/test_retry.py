@@ -119,3 +119,28 @@ def test_what_a_lost_transaction_message_says(sql: str, sent: bool, says: str) -
 def test_a_lost_commit() -> None:
     assert "did not commit" in lost_commit(False)
     assert "unknown" in lost_commit(True)
+
+
+def test_a_read_only_refusal_is_retried_once_outside_a_transaction_only() -> None:
+    from msplugin.retry import read_only_refusal, read_only_retry
+
+    assert read_only_refusal(1290, "The MariaDB server is running with the --read-only option")
+    assert read_only_refusal(1290, "... with the --super-read-only option so it cannot ...")
+    assert not read_only_refusal(1290, "running with the --secure-file-priv option")
+    assert not read_only_refusal(1062, "read-only")
+    assert read_only_retry("master", "", 0)
+    assert not read_only_retry("master", "open", 0)  # in a transaction
+    assert not read_only_retry("master", "", 1)  # once
+    assert not read_only_retry("slave", "", 0)
+
+
+def test_galera_is_detected_when_every_answering_server_has_wsrep_on() -> None:
+    from msplugin.galera import detected
+    from msplugin.topology import Observation
+
+    on = Observation(reachable=True, wsrep_on=True)
+    off = Observation(reachable=True, wsrep_on=False)
+    gone = Observation(reachable=False)
+    assert detected({"a": on, "b": on, "c": gone})
+    assert not detected({"a": on, "b": off})
+    assert not detected({"a": gone})
