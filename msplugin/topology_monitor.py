@@ -32,7 +32,6 @@ logger = logging.getLogger("msplugin.topology")
 
 # While a write waits for a master, the servers are checked at most this often.
 RECHECK_GAP: Final = 0.1
-QUERIES_PER_CHECK: Final = 2  # per server: read_only, replication status
 # How long a second connection waits for the first check another one started.
 FIRST_CHECK_WAIT: Final = 10.0
 
@@ -63,8 +62,6 @@ class Watch:
             0, masters, tuple(s.name for s in group.slaves), (), "as configured", checked=False
         )
         self.seen: dict[str, Observation] = {}
-        self.checks = 0  # rounds of checks so far (each: QUERIES_PER_CHECK per server)
-        self.changed_at = 0.0  # monotonic time of the last role change
         self._servers = [_Server(n, monitor_params(params[n])) for n in self.names]
         self._cond = threading.Condition()
         self._early = False
@@ -136,9 +133,6 @@ class Watch:
             new = decide(self.names, self.addresses, seen, old, multi_master=self.multi_master)
         with self._cond:
             self.seen = seen
-            self.checks += 1
-            if new.version != old.version:
-                self.changed_at = time.monotonic()
             self.view = new
             self._cond.notify_all()
         if not log:
